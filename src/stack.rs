@@ -1,0 +1,574 @@
+//! Stacks for green threads, greenlets and generators.
+//!
+//! Every coroutine in greenhouse runs on its own `mmap`'ed stack whose lowest
+//! page is a `PROT_NONE` guard page. Touching the guard page (a stack
+//! overflow) is caught by a `SIGSEGV` handler that names the green thread and
+//! its stack size, then aborts — the same contract as std's
+//! "thread 'x' has overflowed its stack".
+//!
+//! Stacks are reserved with `MAP_NORESERVE`: only the pages a coroutine
+//! actually touches cost memory, so the default size ([`DEFAULT_STACK_SIZE`],
+//! 256 KiB of address space) costs a green thread that stays shallow one or two
+//! pages of RSS. Finished coroutines hand their stack back to a per-OS-thread
+//! pool, so creating a coroutine does not call `mmap` in the common case.
+//!
+//! Each guarded stack takes two kernel memory maps. Linux allows 65530 maps per
+//! process by default (`/proc/sys/vm/max_map_count`), so about 32,000 live
+//! green threads is the default ceiling; creation past it fails with an
+//! [`io::Error`] that says so and how to raise it, never with a crash.
+//!
+//! # Example
+//!
+//! ```
+//! // Green threads (and greenlets) take their stack size from here unless
+//! // their builder sets one.
+//! assert_eq!(greenhouse::stack::default_size(), greenhouse::stack::DEFAULT_STACK_SIZE);
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+
+use corosensei::stack::StackPointer;
+
+/// The stack size a green thread, greenlet or generator gets unless its
+/// builder asks for another: 256 KiB of address space.
+///
+/// Why 256 KiB: the pages are reserved, not committed, so the size costs
+/// address space only (1,000,000 green threads reserve 256 GiB of the 128 TiB a
+/// process may address) while the memory actually used is what the code
+/// touches. It is deep enough for ordinary Rust code — formatting, std I/O,
+/// an HTTP client parsing a response — which overflows 16–32 KiB stacks in
+/// practice. Code that recurses deeply asks for more with a builder's
+/// `stack_size`.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(greenhouse::stack::DEFAULT_STACK_SIZE, 256 * 1024);
+/// ```
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// The smallest usable stack greenhouse hands out: 16 KiB. Smaller requests
+/// are rounded up to it.
+///
+/// # Example
+///
+/// ```
+/// assert!(greenhouse::stack::MIN_STACK_SIZE <= greenhouse::stack::DEFAULT_STACK_SIZE);
+/// ```
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+static DEFAULT_SIZE: AtomicUsize = AtomicUsize::new(DEFAULT_STACK_SIZE);
+static POOL_LIMIT: AtomicUsize = AtomicUsize::new(1024);
+
+/// Returns the stack size used when a builder does not set one.
+///
+/// # Example
+///
+/// ```
+/// assert!(greenhouse::stack::default_size() >= greenhouse::stack::MIN_STACK_SIZE);
+/// ```
+pub fn default_size() -> usize {
+    DEFAULT_SIZE.load(Ordering::Relaxed)
+}
+
+/// Sets the process-wide default stack size for coroutines created from now
+/// on. The size is rounded up to whole pages and to at least
+/// [`MIN_STACK_SIZE`].
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::stack;
+/// stack::set_default_size(512 * 1024);
+/// assert_eq!(stack::default_size(), 512 * 1024);
+/// stack::set_default_size(stack::DEFAULT_STACK_SIZE);
+/// ```
+pub fn set_default_size(size: usize) {
+    DEFAULT_SIZE.store(round_size(size), Ordering::Relaxed);
+}
+
+/// Sets how many free stacks each OS thread keeps for reuse (default 1024).
+/// `0` turns pooling off: every coroutine then maps a fresh stack and unmaps
+/// it when it finishes. Stacks already pooled beyond the new limit are
+/// released as the pools are next used.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::stack;
+/// stack::set_pool_limit(0); // measure creation without the pool
+/// assert_eq!(stack::pool_limit(), 0);
+/// stack::set_pool_limit(1024);
+/// ```
+pub fn set_pool_limit(stacks_per_thread: usize) {
+    POOL_LIMIT.store(stacks_per_thread, Ordering::Relaxed);
+}
+
+/// Returns how many free stacks each OS thread keeps for reuse.
+///
+/// # Example
+///
+/// ```
+/// assert!(greenhouse::stack::pool_limit() <= usize::MAX);
+/// ```
+pub fn pool_limit() -> usize {
+    POOL_LIMIT.load(Ordering::Relaxed)
+}
+
+fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let p = PAGE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    PAGE.store(p, Ordering::Relaxed);
+    p
+}
+
+/// Rounds a requested size up to whole pages and at least `MIN_STACK_SIZE`.
+pub(crate) fn round_size(size: usize) -> usize {
+    let page = page_size();
+    let size = size.clamp(MIN_STACK_SIZE, isize::MAX as usize / 2);
+    (size + page - 1) & !(page - 1)
+}
+
+/// One guarded, `mmap`'ed stack. Owned by exactly one coroutine at a time.
+pub(crate) struct Stack {
+    /// Lowest address of the mapping: the start of the guard page.
+    low: usize,
+    /// Usable bytes above the guard page.
+    size: usize,
+}
+
+impl Stack {
+    /// Maps a new stack with `size` usable bytes (already rounded) above one
+    /// `PROT_NONE` guard page.
+    fn map(size: usize) -> io::Result<Stack> {
+        let page = page_size();
+        let len = size + page;
+        // SAFETY: an anonymous private mapping at an address the kernel picks
+        // aliases no existing memory.
+        let low = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if low == libc::MAP_FAILED {
+            return Err(map_error(io::Error::last_os_error(), size));
+        }
+        let stack = Stack {
+            low: low as usize,
+            size,
+        };
+        // SAFETY: [low + page, low + len) lies inside the mapping made above,
+        // which this function owns; on failure `stack` is dropped and unmapped.
+        let rc = unsafe {
+            libc::mprotect(
+                (stack.low + page) as *mut libc::c_void,
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if rc != 0 {
+            return Err(map_error(io::Error::last_os_error(), size));
+        }
+        Ok(stack)
+    }
+
+    /// Usable size in bytes (excluding the guard page).
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The guard page's address range.
+    fn guard(&self) -> (usize, usize) {
+        (self.low, self.low + page_size())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: `low .. low + size + page` is exactly the mapping `map`
+        // created; the coroutine that used it has finished (a Stack is only
+        // dropped once no coroutine holds it).
+        unsafe {
+            libc::munmap(self.low as *mut libc::c_void, self.size + page_size());
+        }
+    }
+}
+
+// SAFETY: the stack's base and limit describe memory this Stack owns for its
+// whole life (mapped in `map`, unmapped in `drop`); base is the top of the
+// mapping and limit its bottom, guard page included, as corosensei requires.
+unsafe impl corosensei::stack::Stack for Stack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.low + page_size() + self.size).expect("stack base is non-zero")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.low).expect("stack limit is non-zero")
+    }
+}
+
+/// Builds the error for a refused stack mapping, naming the limit that was
+/// most likely hit and how to raise it.
+fn map_error(err: io::Error, size: usize) -> io::Error {
+    if err.raw_os_error() != Some(libc::ENOMEM) {
+        return io::Error::new(
+            err.kind(),
+            format!("greenhouse: cannot map a {size}-byte green stack: {err}"),
+        );
+    }
+    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .ok();
+    let msg = match (max_maps, maps) {
+        (Some(max), Some(now)) if now + 64 >= max => format!(
+            "greenhouse: cannot map a new green stack: the per-process memory-map limit \
+             (vm.max_map_count = {max}) is reached ({now} maps in use; every green thread's \
+             guarded stack takes two). Raise it, e.g. `sysctl -w vm.max_map_count={}`, or run \
+             fewer green threads at once",
+            max.saturating_mul(4).max(262_144)
+        ),
+        _ => format!(
+            "greenhouse: cannot map a {size}-byte green stack: out of memory or address space \
+             ({err}); check `ulimit -v` (RLIMIT_AS) and vm.overcommit_memory, or use smaller \
+             stacks"
+        ),
+    };
+    io::Error::new(io::ErrorKind::OutOfMemory, msg)
+}
+
+/// Free stacks kept by this OS thread, grouped by size.
+struct Pool {
+    /// (size, free stacks of that size); few distinct sizes, so a Vec.
+    buckets: Vec<(usize, Vec<Stack>)>,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { buckets: Vec::new() }) };
+}
+
+/// Takes a stack of at least `size` usable bytes from this thread's pool, or
+/// maps a new one.
+pub(crate) fn take(size: usize) -> io::Result<Stack> {
+    let size = round_size(size);
+    let pooled = POOL
+        .try_with(|p| {
+            let mut p = p.borrow_mut();
+            p.buckets
+                .iter_mut()
+                .find(|(s, _)| *s == size)
+                .and_then(|(_, v)| v.pop())
+        })
+        .ok()
+        .flatten();
+    match pooled {
+        Some(s) => Ok(s),
+        None => Stack::map(size),
+    }
+}
+
+/// Returns a stack whose coroutine has finished to this thread's pool (or
+/// unmaps it when the pool is full or the thread is exiting).
+pub(crate) fn give(stack: Stack) {
+    let limit = pool_limit();
+    let mut stack = Some(stack);
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        let size = stack.as_ref().map(|s| s.size).unwrap_or(0);
+        let idx = match p.buckets.iter().position(|(s, _)| *s == size) {
+            Some(i) => i,
+            None => {
+                p.buckets.push((size, Vec::new()));
+                p.buckets.len() - 1
+            }
+        };
+        let bucket = &mut p.buckets[idx].1;
+        bucket.truncate(limit);
+        if bucket.len() < limit {
+            bucket.push(stack.take().expect("stack given once"));
+        }
+    });
+    // `stack` still Some: dropped here, unmapped.
+}
+
+/// What the overflow handler needs to know about the stack the current OS
+/// thread is running on. Plain integers so a signal handler may read it.
+#[derive(Clone, Copy)]
+struct Running {
+    guard_low: usize,
+    guard_high: usize,
+    size: usize,
+    name_ptr: *const u8,
+    name_len: usize,
+}
+
+const NOT_RUNNING: Running = Running {
+    guard_low: 0,
+    guard_high: 0,
+    size: 0,
+    name_ptr: ptr::null(),
+    name_len: 0,
+};
+
+thread_local! {
+    // Const-initialised and without a destructor, so reading it from the
+    // SIGSEGV handler neither allocates nor registers anything.
+    static RUNNING: Cell<Running> = const { Cell::new(NOT_RUNNING) };
+}
+
+/// While alive, records that the current OS thread runs on a given green
+/// stack, so an overflow can be reported with the coroutine's name.
+/// Restores the previous record on drop (coroutines nest).
+pub(crate) struct OnStack {
+    prev: Running,
+}
+
+impl OnStack {
+    /// Marks `stack` as the current one. `name` must stay valid (not be
+    /// freed or moved) until the returned value is dropped.
+    pub(crate) fn enter(stack: &Stack, name: &str) -> OnStack {
+        install_overflow_handler();
+        ensure_altstack();
+        let (guard_low, guard_high) = stack.guard();
+        let now = Running {
+            guard_low,
+            guard_high,
+            size: stack.size,
+            name_ptr: name.as_ptr(),
+            name_len: name.len(),
+        };
+        let prev = RUNNING.with(|r| r.replace(now));
+        OnStack { prev }
+    }
+}
+
+impl Drop for OnStack {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(self.prev));
+    }
+}
+
+static INSTALL: Once = Once::new();
+static mut PREV_SEGV: libc::sigaction = unsafe_zeroed_sigaction();
+static mut PREV_BUS: libc::sigaction = unsafe_zeroed_sigaction();
+
+const fn unsafe_zeroed_sigaction() -> libc::sigaction {
+    // SAFETY: sigaction is a plain C struct for which all-zero bytes are a
+    // valid value (handler SIG_DFL, empty mask, no flags).
+    unsafe { std::mem::zeroed() }
+}
+
+/// Installs the SIGSEGV/SIGBUS handler that reports green-stack overflows.
+/// Faults elsewhere are passed to the handler that was there before (std's,
+/// which reports overflows of OS-thread stacks).
+fn install_overflow_handler() {
+    INSTALL.call_once(|| {
+        // SAFETY: the new action's handler is an `extern "C"` function with
+        // the SA_SIGINFO signature; PREV_* are written once, here, before the
+        // handler can run (inside call_once), and only read afterwards.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_fault as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGSEGV, &action, ptr::addr_of_mut!(PREV_SEGV));
+            libc::sigaction(libc::SIGBUS, &action, ptr::addr_of_mut!(PREV_BUS));
+        }
+    });
+}
+
+/// An alternate signal stack this module made for a thread that had none.
+struct AltStack {
+    mem: usize,
+    len: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        // SAFETY: disables the alternate stack before unmapping the memory
+        // registered as it, so the kernel never delivers a signal onto
+        // unmapped memory; `mem`/`len` are the mapping made in ensure_altstack.
+        unsafe {
+            let ss = libc::stack_t {
+                ss_sp: ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            libc::sigaltstack(&ss, ptr::null_mut());
+            libc::munmap(self.mem as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+thread_local! {
+    static ALTSTACK_CHECKED: Cell<bool> = const { Cell::new(false) };
+    static OWN_ALTSTACK: RefCell<Option<AltStack>> = const { RefCell::new(None) };
+}
+
+/// A signal raised by a fault on a green stack's guard page can only be
+/// handled on an alternate signal stack. std gives its own threads one; a
+/// thread made some other way gets one here.
+fn ensure_altstack() {
+    if ALTSTACK_CHECKED.with(|c| c.replace(true)) {
+        return;
+    }
+    // SAFETY: querying with a null new-stack pointer only writes `cur`.
+    let mut cur: libc::stack_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigaltstack(ptr::null(), &mut cur) };
+    if cur.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    let len = 64 * 1024;
+    // SAFETY: a fresh anonymous mapping, registered as this thread's alternate
+    // stack and unregistered before it is unmapped (AltStack::drop).
+    unsafe {
+        let mem = libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if mem == libc::MAP_FAILED {
+            return;
+        }
+        let ss = libc::stack_t {
+            ss_sp: mem,
+            ss_flags: 0,
+            ss_size: len,
+        };
+        libc::sigaltstack(&ss, ptr::null_mut());
+        OWN_ALTSTACK.with(|a| *a.borrow_mut() = Some(AltStack { mem: mem as usize, len }));
+    }
+}
+
+/// A fixed buffer for building the overflow message without allocating
+/// (allocation is not allowed in a signal handler).
+struct MsgBuf {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl std::fmt::Write for MsgBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let running = RUNNING.try_with(|r| r.get()).unwrap_or(NOT_RUNNING);
+    if running.guard_low != 0 && addr >= running.guard_low && addr < running.guard_high {
+        use std::fmt::Write;
+        // SAFETY: name_ptr/name_len were taken from a &str that the OnStack
+        // contract keeps alive while this stack is running.
+        let name = unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                running.name_ptr,
+                running.name_len,
+            ))
+        };
+        let mut msg = MsgBuf {
+            buf: [0; 512],
+            len: 0,
+        };
+        let _ = write!(
+            msg,
+            "\ngreen thread '{}' has overflowed its stack ({} KiB)\n\
+             fatal runtime error: stack overflow; give it a bigger stack with \
+             Builder::stack_size or greenhouse::stack::set_default_size\n",
+            name,
+            running.size / 1024
+        );
+        // SAFETY: write(2) and abort(3) are async-signal-safe; the buffer is
+        // valid for `len` bytes.
+        unsafe {
+            libc::write(2, msg.buf.as_ptr() as *const libc::c_void, msg.len);
+            libc::abort();
+        }
+    }
+    // Not ours: hand the fault to whoever handled it before us.
+    // SAFETY: PREV_* were filled by sigaction in install_overflow_handler
+    // before this handler was installed and are never written again.
+    unsafe {
+        let prev = if sig == libc::SIGBUS {
+            ptr::addr_of!(PREV_BUS).read()
+        } else {
+            ptr::addr_of!(PREV_SEGV).read()
+        };
+        if prev.sa_sigaction == libc::SIG_DFL || prev.sa_sigaction == libc::SIG_IGN {
+            // Restore the default action and return: the faulting
+            // instruction runs again and the process dies with the signal.
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, ptr::null_mut());
+        } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(prev.sa_sigaction);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev.sa_sigaction);
+            f(sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_to_pages_and_minimum() {
+        assert_eq!(round_size(1), MIN_STACK_SIZE);
+        assert_eq!(round_size(MIN_STACK_SIZE + 1), MIN_STACK_SIZE + page_size());
+    }
+
+    #[test]
+    fn guard_page_is_inaccessible_and_stack_is_writable() {
+        let s = Stack::map(round_size(64 * 1024)).unwrap();
+        let (lo, hi) = s.guard();
+        // The usable part is writable from top to bottom.
+        let base = lo + page_size();
+        // SAFETY: [base, base + size) is the RW part of the mapping.
+        unsafe { ptr::write_bytes(base as *mut u8, 0xAB, s.size()) };
+        // The guard page is PROT_NONE: mincore works on it but an mprotect
+        // query through /proc/self/maps shows ---p.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let line = maps
+            .lines()
+            .find(|l| l.starts_with(&format!("{lo:x}-{hi:x}")))
+            .expect("guard page has its own map entry");
+        assert!(line.contains("---p"), "guard page is not PROT_NONE: {line}");
+    }
+
+    #[test]
+    fn pool_reuses_stacks() {
+        let s = take(DEFAULT_STACK_SIZE).unwrap();
+        let addr = s.low;
+        give(s);
+        let s2 = take(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(s2.low, addr, "pooled stack was not reused");
+        give(s2);
+    }
+}
