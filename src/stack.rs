@@ -330,6 +330,16 @@ thread_local! {
     // Const-initialised and without a destructor, so reading it from the
     // SIGSEGV handler neither allocates nor registers anything.
     static RUNNING: Cell<Running> = const { Cell::new(NOT_RUNNING) };
+    // How many coroutine stacks this OS thread is nested in (0: its own stack).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many coroutine stacks the current OS thread is nested in: 0 on the
+/// thread's own stack, 1 inside a green thread, greenlet or generator, 2 inside
+/// a greenlet or generator resumed from one of those, and so on. The hub uses
+/// it to tell a green thread's own stack from a coroutine nested in it.
+pub(crate) fn depth() -> usize {
+    DEPTH.with(|d| d.get())
 }
 
 /// While alive, records that the current OS thread runs on a given green
@@ -354,6 +364,7 @@ impl OnStack {
             name_len: name.len(),
         };
         let prev = RUNNING.with(|r| r.replace(now));
+        DEPTH.with(|d| d.set(d.get() + 1));
         OnStack { prev }
     }
 }
@@ -361,6 +372,7 @@ impl OnStack {
 impl Drop for OnStack {
     fn drop(&mut self) {
         RUNNING.with(|r| r.set(self.prev));
+        DEPTH.with(|d| d.set(d.get() - 1));
     }
 }
 
