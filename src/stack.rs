@@ -195,6 +195,25 @@ impl Stack {
     fn guard(&self) -> (usize, usize) {
         (self.low, self.low + page_size())
     }
+
+    /// What the overflow report needs, kept by a coroutine's owner after the
+    /// stack itself has moved into the coroutine.
+    pub(crate) fn info(&self) -> StackInfo {
+        let (guard_low, guard_high) = self.guard();
+        StackInfo {
+            guard_low,
+            guard_high,
+            size: self.size,
+        }
+    }
+}
+
+/// A stack's guard range and size (see [`Stack::info`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StackInfo {
+    guard_low: usize,
+    guard_high: usize,
+    size: usize,
 }
 
 impl Drop for Stack {
@@ -350,16 +369,16 @@ pub(crate) struct OnStack {
 }
 
 impl OnStack {
-    /// Marks `stack` as the current one. `name` must stay valid (not be
-    /// freed or moved) until the returned value is dropped.
-    pub(crate) fn enter(stack: &Stack, name: &str) -> OnStack {
+    /// Marks the stack described by `info` as the current one: call it just
+    /// before resuming a coroutine and drop the result when the resume
+    /// returns. `name` must stay valid (not be freed or moved) until then.
+    pub(crate) fn enter(info: StackInfo, name: &str) -> OnStack {
         install_overflow_handler();
         ensure_altstack();
-        let (guard_low, guard_high) = stack.guard();
         let now = Running {
-            guard_low,
-            guard_high,
-            size: stack.size,
+            guard_low: info.guard_low,
+            guard_high: info.guard_high,
+            size: info.size,
             name_ptr: name.as_ptr(),
             name_len: name.len(),
         };
