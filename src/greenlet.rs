@@ -1,0 +1,1338 @@
+//! Greenlets: stackful coroutines that pass control with an explicit
+//! [`switch`](Greenlet::switch), with the semantics of Python's `greenlet`.
+//!
+//! A [`Greenlet`] runs a closure on its own guarded stack (see [`crate::stack`]).
+//! The first `switch(v)` into it starts the closure with `v`; from then on a
+//! `switch(v)` into it makes *its* pending `switch` return `v`. Any greenlet
+//! can switch to any other of its thread, at any call depth, so a greenlet is
+//! a symmetric coroutine rather than a generator.
+//!
+//! ```
+//! use greenhouse::greenlet::{self, Greenlet};
+//!
+//! let child = Greenlet::new(|x: i32| {
+//!     // The greenlet that created us is our parent: switch back to it.
+//!     let parent = greenlet::current::<i32>().parent().unwrap();
+//!     let y = parent.switch(x + 1).unwrap(); // suspends until switched into again
+//!     y * 10 // returning sends the value to the parent
+//! })?;
+//! assert_eq!(child.switch(1).unwrap(), 2);
+//! assert_eq!(child.switch(5).unwrap(), 50);
+//! assert!(child.is_dead());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # The rules (greenlet's)
+//!
+//! - Every OS thread (and every green thread of the runtime) has an implicit
+//!   *main* greenlet: the code that is running when no greenlet is. It is
+//!   never dead and cannot be killed. [`current`] returns the running
+//!   greenlet.
+//! - Every greenlet except a main one has a *parent*, the greenlet that was
+//!   running when it was created unless [`Greenlet::set_parent`] changes it.
+//!   When a greenlet's closure returns, the value goes to the parent's pending
+//!   `switch`. A parent that has not started yet is started with that value.
+//! - A panic in a greenlet ends it; the parent's pending `switch` returns
+//!   [`SwitchError::Panicked`] with the payload. Nothing is printed twice and
+//!   nothing aborts.
+//! - Switching to a dead greenlet switches to its first live ancestor, which
+//!   receives the value.
+//! - [`Greenlet::throw`] makes the target's pending `switch` unwind: the
+//!   destructors of its locals run and it dies. Its parent then receives
+//!   [`GreenletExit`] (as [`SwitchError::Exit`]): a normal ending, distinct
+//!   from a panic. Throwing into a greenlet that has not started kills it
+//!   without running its closure. [`Greenlet::kill`] is the convenience form
+//!   that reports a successful kill as `Ok`.
+//! - Dropping the last handle to a suspended greenlet unwinds it the same way
+//!   (its destructors run, the rest of its closure does not), then frees its
+//!   stack. As with `Rc`, greenlets whose closures hold handles to each other
+//!   in a cycle are never dropped: break such cycles (let one of them finish,
+//!   or keep the other's handle in a `Weak`/`Option` you clear).
+//!
+//! # Values and types
+//!
+//! A `Greenlet<T>` handle sends and receives `T`: the common ping-pong of one
+//! type needs no boxing and no downcasting. Values travel without allocation:
+//! the sender keeps the value in an `Option<T>` on its own stack and the
+//! receiver takes it from there the moment it resumes, after checking the
+//! `TypeId`. A handle's `T` is a *view*: the greenlet itself is untyped, so
+//! [`Greenlet::cast`] gives a handle with another value type, and
+//! [`current`] and [`Greenlet::parent`] can be asked for any `T`. If a
+//! switch would hand a greenlet a type other than the one its pending
+//! `switch` (or its closure) expects, the switch fails with
+//! [`SwitchError::TypeMismatch`] before anything runs. For values of several
+//! types, use an enum (checked by the compiler: the recommended choice) or
+//! `Greenlet<Box<dyn Any>>` (open-ended, checked when you downcast).
+//!
+//! ```
+//! use greenhouse::greenlet::{Greenlet, SwitchError};
+//!
+//! // Mixing types through casts: each side states what it expects.
+//! let g = Greenlet::new(|n: u32| n * 2)?;
+//! let as_string = g.cast::<String>();
+//! assert!(matches!(as_string.switch("x".into()), Err(SwitchError::TypeMismatch { .. })));
+//! assert_eq!(g.switch(21).unwrap(), 42);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Threads
+//!
+//! Greenlets belong to the OS thread (more precisely: the green thread or
+//! plain OS thread) that created them. The handle is `!Send`, so the type
+//! system keeps it on that thread:
+//!
+//! ```compile_fail
+//! let g = greenhouse::greenlet::Greenlet::new(|x: i32| x).unwrap();
+//! std::thread::spawn(move || g.switch(1)); // error: `Rc<..>` cannot be sent between threads
+//! ```
+//!
+//! Within one OS thread the runtime runs many green threads, each with its
+//! own main greenlet. A handle smuggled from one green thread to another (in
+//! a `thread_local!`, say) is refused with [`SwitchError::WrongThread`].
+//!
+//! # Design
+//!
+//! corosensei, which does the stack switching, is asymmetric: a coroutine is
+//! *resumed* by someone and *suspends* back to them. Greenlets are symmetric.
+//! The bridge is a trampoline: only the main greenlet ever resumes
+//! coroutines. When the main greenlet switches to `X`, it resumes `X` in a loop;
+//! when a non-main greenlet switches to `Y`, it suspends to that loop with
+//! "go to `Y` with this value", and the loop resumes `Y`. A main↔child round
+//! trip is one resume and one suspend; child→child costs a suspend and a
+//! resume. Every greenlet except the running one and the main one is therefore
+//! suspended in exactly one place, its `switch`, which is where values arrive
+//! and where `throw` unwinds it.
+//!
+//! Unwinding (`throw`, `kill`, drop) resumes the target with a "throw" input;
+//! its pending `switch` calls `std::panic::resume_unwind` with a private
+//! payload, which the greenlet's entry catches and turns into
+//! [`GreenletExit`]. `resume_unwind` does not run the panic hook, so nothing
+//! is printed; user panics are told apart by their payload type.
+//!
+//! All per-thread state (main greenlet, current greenlet) is one value in one
+//! thread-local slot, which the runtime swaps when it switches green threads,
+//! so each green thread has its own main greenlet. A [`Generator`] swaps in a
+//! fresh one too, so greenlets used inside a generator body belong to it.
+//!
+//! [`Generator`]: crate::generator::Generator
+
+use std::any::{type_name, Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use corosensei::stack::Stack as _;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::stack::{self, OnStack, StackInfo};
+
+/// What a greenlet's pending switch receives; also what a finished
+/// greenlet's coroutine returns (`Owned`, `Exit` or `Panic`).
+enum Transfer {
+    /// The sender's `Option<T>` slot, on the sender's (suspended) stack. The
+    /// receiver takes the value as soon as it is resumed, before the sender
+    /// can run again.
+    Slot {
+        ptr: *mut (),
+        ty: TypeId,
+        name: &'static str,
+    },
+    /// A finished greenlet's return value: a `Box<T>`.
+    Owned {
+        value: Box<dyn Any>,
+        name: &'static str,
+    },
+    /// A greenlet whose result was headed here was killed.
+    Exit,
+    /// A greenlet whose result was headed here panicked.
+    Panic(Box<dyn Any + Send>),
+    /// A finished greenlet's value had the wrong type for the receiver.
+    Mismatch {
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// Unwind from the pending switch (throw, kill, drop).
+    Throw,
+}
+
+impl Transfer {
+    fn is_value(&self) -> bool {
+        matches!(self, Transfer::Slot { .. } | Transfer::Owned { .. })
+    }
+
+    fn value_type(&self) -> Option<(TypeId, &'static str)> {
+        match self {
+            Transfer::Slot { ty, name, .. } => Some((*ty, name)),
+            Transfer::Owned { value, name } => Some((Any::type_id(&**value), name)),
+            _ => None,
+        }
+    }
+}
+
+/// What a child greenlet suspends to the trampoline with: "switch to this
+/// greenlet, handing it this".
+type Yield = (Rc<Inner>, Transfer);
+type Coro = Coroutine<Transfer, Yield, Transfer, stack::Stack>;
+type CoroYielder = Yielder<Transfer, Yield>;
+
+/// The private payload that `throw` unwinds a greenlet with. Never escapes a
+/// greenlet's entry.
+struct ThrowPayload;
+
+/// The state of a greenlet, as returned by [`Greenlet::state`].
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::{self, Greenlet, State};
+///
+/// let g = Greenlet::new(|_: ()| {
+///     assert_eq!(greenlet::current::<()>().state(), State::Running);
+/// })?;
+/// assert_eq!(g.state(), State::NotStarted);
+/// g.switch(()).unwrap();
+/// assert_eq!(g.state(), State::Dead);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Created; its closure has not been entered yet.
+    NotStarted,
+    /// Executing now: it is [`current`].
+    Running,
+    /// Started and waiting in a `switch` (or, for a main greenlet, in the
+    /// `switch` that runs the others).
+    Suspended,
+    /// Its closure returned, panicked or was killed. Switching to it goes to
+    /// its first live ancestor.
+    Dead,
+}
+
+/// The value a parent receives when a child greenlet was killed by
+/// [`Greenlet::throw`] or [`Greenlet::kill`] (Python greenlet's
+/// `GreenletExit`). It arrives as [`SwitchError::Exit`]: a normal way for a
+/// greenlet to end, not a failure.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::{Greenlet, GreenletExit, SwitchError};
+///
+/// let g = Greenlet::new(|x: i32| x)?;
+/// assert!(matches!(g.throw(), Err(SwitchError::Exit(GreenletExit))));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GreenletExit;
+
+impl fmt::Display for GreenletExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("greenlet exited (killed)")
+    }
+}
+
+/// Why a [`switch`](Greenlet::switch) returned something other than a
+/// value of the expected type.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::{Greenlet, SwitchError};
+///
+/// let g = Greenlet::new(|_: ()| -> () { panic!("boom") })?;
+/// # std::panic::set_hook(Box::new(|_| {}));
+/// match g.switch(()) {
+///     Err(SwitchError::Panicked(payload)) => {
+///         assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"))
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum SwitchError {
+    /// A greenlet whose result came here was killed ([`Greenlet::throw`],
+    /// [`Greenlet::kill`]). This is greenlet's `GreenletExit` value: the
+    /// child ended normally, by request.
+    Exit(GreenletExit),
+    /// A greenlet whose result came here panicked; this is the panic payload,
+    /// as `std::thread::JoinHandle::join` returns it.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// The value offered is not of the type the receiving greenlet waits for.
+    /// When the switch itself offered it, nothing ran.
+    TypeMismatch {
+        /// The type the receiver expects.
+        expected: &'static str,
+        /// The type that was offered.
+        found: &'static str,
+    },
+    /// The greenlet belongs to another thread or green thread, or its thread
+    /// is exiting; nothing ran.
+    WrongThread,
+    /// `throw` or `kill` aimed at a main greenlet, which cannot be unwound;
+    /// nothing ran.
+    MainGreenlet,
+    /// The running greenlet is being unwound because its last handle was
+    /// dropped, and may no longer switch.
+    Dying,
+    /// `switch` was called on a stack that is not the running greenlet's
+    /// (from inside a raw coroutine that greenhouse does not manage); nothing
+    /// ran.
+    ForeignStack,
+}
+
+impl SwitchError {
+    /// Whether this is [`SwitchError::Exit`]: the greenlet was killed, which
+    /// is an expected ending rather than a failure.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Greenlet::new(|x: i32| x)?;
+    /// assert!(g.throw().unwrap_err().is_exit());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_exit(&self) -> bool {
+        matches!(self, SwitchError::Exit(_))
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
+
+impl fmt::Debug for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwitchError::Exit(e) => f.debug_tuple("Exit").field(e).finish(),
+            SwitchError::Panicked(p) => f
+                .debug_tuple("Panicked")
+                .field(&panic_message(&**p))
+                .finish(),
+            SwitchError::TypeMismatch { expected, found } => f
+                .debug_struct("TypeMismatch")
+                .field("expected", expected)
+                .field("found", found)
+                .finish(),
+            SwitchError::WrongThread => f.write_str("WrongThread"),
+            SwitchError::MainGreenlet => f.write_str("MainGreenlet"),
+            SwitchError::Dying => f.write_str("Dying"),
+            SwitchError::ForeignStack => f.write_str("ForeignStack"),
+        }
+    }
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwitchError::Exit(e) => e.fmt(f),
+            SwitchError::Panicked(p) => {
+                write!(f, "greenlet panicked: {}", panic_message(&**p))
+            }
+            SwitchError::TypeMismatch { expected, found } => write!(
+                f,
+                "greenlet value type mismatch: the receiver expects `{expected}`, got `{found}`"
+            ),
+            SwitchError::WrongThread => f.write_str(
+                "the greenlet belongs to another thread or green thread (or its thread is exiting)",
+            ),
+            SwitchError::MainGreenlet => f.write_str("a main greenlet cannot be thrown into"),
+            SwitchError::Dying => {
+                f.write_str("a greenlet being dropped cannot switch while it unwinds")
+            }
+            SwitchError::ForeignStack => f.write_str(
+                "switch called from a stack that is not the running greenlet's \
+                 (inside a raw coroutine?)",
+            ),
+        }
+    }
+}
+
+impl Error for SwitchError {}
+
+/// Why [`Greenlet::set_parent`] refused a new parent.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::{Greenlet, ParentError};
+///
+/// let a = Greenlet::new(|x: i32| x)?;
+/// assert_eq!(a.set_parent(&a), Err(ParentError::Cycle));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParentError {
+    /// The greenlet would become its own ancestor.
+    Cycle,
+    /// The new parent belongs to another thread or green thread.
+    WrongThread,
+    /// A main greenlet has no parent and cannot be given one.
+    MainGreenlet,
+}
+
+impl fmt::Display for ParentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ParentError::Cycle => "cyclic parent chain: a greenlet cannot be its own ancestor",
+            ParentError::WrongThread => {
+                "the parent belongs to another thread or green thread than the greenlet"
+            }
+            ParentError::MainGreenlet => "a main greenlet cannot have a parent",
+        })
+    }
+}
+
+impl Error for ParentError {}
+
+const UNNAMED: &str = "<unnamed greenlet>";
+
+/// One greenlet, shared by its handles, its children (as their parent), the
+/// thread's context (while current) and the trampoline (while resumed).
+struct Inner {
+    /// The context (thread or green thread) it belongs to.
+    ctx: u64,
+    state: Cell<State>,
+    /// `None` only for a main greenlet.
+    parent: RefCell<Option<Rc<Inner>>>,
+    /// `None` for a main greenlet and once finished.
+    coro: RefCell<Option<Coro>>,
+    /// Set when the coroutine starts; points into the coroutine's own stack
+    /// and is valid until the coroutine finishes.
+    yielder: Cell<*const CoroYielder>,
+    /// `None` for a main greenlet.
+    stack: Option<StackInfo>,
+    /// The usable stack range `[low, high)`, to check that a switch runs on
+    /// this greenlet's stack. `(0, 0)` for a main greenlet.
+    range: (usize, usize),
+    name: Option<Box<str>>,
+    /// The value type its pending switch (or its closure) expects.
+    awaiting: Cell<(TypeId, &'static str)>,
+    /// Being unwound because its last handle was dropped.
+    dying: bool,
+}
+
+impl Inner {
+    fn is_main(&self) -> bool {
+        self.stack.is_none()
+    }
+
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(UNNAMED)
+    }
+
+    /// The first greenlet from `this` up its parent chain that is not dead.
+    /// Chains end in a main greenlet, which never dies.
+    fn first_live(this: &Rc<Inner>) -> Rc<Inner> {
+        let mut g = this.clone();
+        while g.state.get() == State::Dead {
+            let parent = g.parent.borrow().clone();
+            match parent {
+                Some(p) => g = p,
+                None => break,
+            }
+        }
+        g
+    }
+
+    fn parent_or_self(this: &Rc<Inner>) -> Rc<Inner> {
+        this.parent.borrow().clone().unwrap_or_else(|| this.clone())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let Some(mut coro) = self.coro.get_mut().take() else {
+            return;
+        };
+        if self.state.get() == State::NotStarted {
+            // Drops the closure (and what it captured) without running it;
+            // corosensei does this on the current stack.
+            coro.force_unwind();
+            stack::give(coro.into_stack());
+            return;
+        }
+        // Suspended: unwind it. The handles are gone, so the unwinding runs
+        // as a stand-in greenlet (same stack, name and context) that is
+        // current while it unwinds and cannot switch away.
+        let ghost = Rc::new(Inner {
+            ctx: self.ctx,
+            state: Cell::new(State::Suspended),
+            parent: RefCell::new(None),
+            coro: RefCell::new(None),
+            yielder: Cell::new(self.yielder.get()),
+            stack: self.stack,
+            range: self.range,
+            name: self.name.take(),
+            awaiting: Cell::new(self.awaiting.get()),
+            dying: true,
+        });
+        let prev = with_context(|ctx| ctx.current.replace(ghost.clone())).ok();
+        ghost.state.set(State::Running);
+        let mut input = Transfer::Throw;
+        loop {
+            let result = {
+                let _on = OnStack::enter(ghost.stack.expect("not main"), ghost.name());
+                coro.resume(input)
+            };
+            match result {
+                // A dying greenlet's switch unwinds again or fails; it never
+                // suspends, but if it somehow did, keep unwinding.
+                CoroutineResult::Yield(_) => input = Transfer::Throw,
+                // Whatever it ended with (normally Exit) has nobody to go to.
+                CoroutineResult::Return(_) => break,
+            }
+        }
+        ghost.state.set(State::Dead);
+        stack::give(coro.into_stack());
+        if let Some(prev) = prev {
+            let _ = with_context(|ctx| ctx.current.replace(prev));
+        }
+    }
+}
+
+/// The greenlet state of one thread or green thread.
+struct Context {
+    id: u64,
+    current: RefCell<Rc<Inner>>,
+}
+
+impl Context {
+    fn new() -> Rc<Context> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let main = Rc::new(Inner {
+            ctx: id,
+            state: Cell::new(State::Running),
+            parent: RefCell::new(None),
+            coro: RefCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            stack: None,
+            range: (0, 0),
+            name: Some("<main greenlet>".into()),
+            awaiting: Cell::new((TypeId::of::<()>(), type_name::<()>())),
+            dying: false,
+        });
+        Rc::new(Context {
+            id,
+            current: RefCell::new(main.clone()),
+
+        })
+    }
+}
+
+/// All greenlet state of the running thread (or green thread): its main
+/// greenlet and which greenlet is current. Opaque; the runtime keeps one per
+/// green thread and swaps it in with [`swap_thread_state`] when it resumes
+/// that green thread. The default value is empty and costs no allocation; the
+/// main greenlet is made when a greenlet is first used.
+#[derive(Default)]
+pub(crate) struct ThreadState(Option<Rc<Context>>);
+
+impl fmt::Debug for ThreadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ThreadState")
+            .field(&self.0.as_ref().map(|c| c.id))
+            .finish()
+    }
+}
+
+thread_local! {
+    static STATE: Cell<Option<Rc<Context>>> = const { Cell::new(None) };
+}
+
+/// Installs `new` as the running thread's greenlet state and returns the one
+/// it replaces. The runtime calls it when it resumes or suspends a green
+/// thread; generators call it around each resume. Must not be called while a
+/// non-main greenlet of the state being replaced is running on this stack
+/// (the runtime guarantees that by checking [`stack::depth`]).
+pub(crate) fn swap_thread_state(new: ThreadState) -> ThreadState {
+    match STATE.try_with(|s| s.replace(new.0)) {
+        Ok(old) => ThreadState(old),
+        // The thread is exiting: there is nothing to swap with.
+        Err(_) => ThreadState(None),
+    }
+}
+
+/// Runs `f` with the running context, creating it on first use. Fails only
+/// while the thread's locals are being destroyed.
+fn with_context<R>(f: impl FnOnce(&Rc<Context>) -> R) -> Result<R, SwitchError> {
+    let ctx = STATE
+        .try_with(|s| {
+            let ctx = s.take().unwrap_or_else(Context::new);
+            s.set(Some(ctx.clone()));
+            ctx
+        })
+        .map_err(|_| SwitchError::WrongThread)?;
+    Ok(f(&ctx))
+}
+
+fn context() -> Result<Rc<Context>, SwitchError> {
+    with_context(|c| c.clone())
+}
+
+/// Returns a handle to the running greenlet: the main greenlet of this thread
+/// (or green thread) when no other is running. `T` is the value type the
+/// handle switches with (see the [module docs](self#values-and-types)).
+///
+/// # Panics
+///
+/// Panics if called while the thread's thread-locals are being destroyed.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::{self, Greenlet};
+///
+/// let main = greenlet::current::<i32>();
+/// assert!(main.is_main());
+/// let g = Greenlet::new(move |x: i32| {
+///     assert!(greenlet::current::<i32>().parent().unwrap() == main);
+///     x
+/// })?;
+/// g.switch(0).unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn current<T: 'static>() -> Greenlet<T> {
+    let inner = with_context(|c| c.current.borrow().clone())
+        .expect("greenhouse::greenlet::current() called during thread-local destruction");
+    Greenlet::from_inner(inner)
+}
+
+/// A handle to a greenlet that sends and receives values of type `T`.
+///
+/// Cloning a handle is cheap and gives another handle to the same greenlet;
+/// `==` tells whether two handles refer to the same greenlet. The handle is
+/// `!Send`: a greenlet stays on the thread that made it. When the last handle
+/// to a suspended greenlet is dropped, the greenlet is unwound. See the
+/// [module docs](self) for the rules.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::{self, Greenlet};
+///
+/// let echo = Greenlet::new(|mut x: String| {
+///     let main = greenlet::current::<String>().parent().unwrap();
+///     loop {
+///         x = main.switch(x.to_uppercase()).unwrap();
+///     }
+/// })?;
+/// assert_eq!(echo.switch("a".into()).unwrap(), "A");
+/// assert_eq!(echo.switch("b".into()).unwrap(), "B");
+/// drop(echo); // unwinds the loop
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Greenlet<T: 'static> {
+    inner: Rc<Inner>,
+    _values: PhantomData<fn(T) -> T>,
+}
+
+impl<T: 'static> Clone for Greenlet<T> {
+    fn clone(&self) -> Self {
+        Greenlet::from_inner(self.inner.clone())
+    }
+}
+
+impl<T: 'static> PartialEq for Greenlet<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<T: 'static> Eq for Greenlet<T> {}
+
+impl<T: 'static> fmt::Debug for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Greenlet")
+            .field("name", &self.inner.name())
+            .field("state", &self.inner.state.get())
+            .finish()
+    }
+}
+
+/// Configures a greenlet before it is created: its name (used in the stack
+/// overflow report) and stack size. Mirrors `std::thread::Builder`.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::greenlet::Builder;
+///
+/// let g = Builder::new()
+///     .name("parser")
+///     .stack_size(1024 * 1024)
+///     .create(|n: u64| n + 1)?;
+/// assert_eq!(g.name(), Some("parser"));
+/// assert_eq!(g.switch(1).unwrap(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the default stack size
+    /// ([`stack::default_size`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Builder::new().create(|x: i32| x)?;
+    /// assert_eq!(g.name(), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet. The name appears in its `Debug` output and in the
+    /// report if it overflows its stack.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Builder::new().name("worker").create(|x: i32| x)?;
+    /// assert_eq!(g.name(), Some("worker"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the stack size in bytes, rounded up to whole pages and at least
+    /// [`stack::MIN_STACK_SIZE`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Builder::new()
+    ///     .stack_size(64 * 1024)
+    ///     .create(|x: i32| x)?;
+    /// assert_eq!(g.switch(7).unwrap(), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Creates the greenlet; it starts on the first switch into it. Its
+    /// parent is the running greenlet.
+    ///
+    /// # Errors
+    ///
+    /// Fails if no stack can be mapped: most often because the process hit
+    /// the kernel's memory-map limit (`vm.max_map_count`) or its
+    /// address-space limit; the error message says which and how to raise
+    /// it. Also fails while the thread is exiting.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Builder::new().create(|x: i32| x * 3)?;
+    /// assert_eq!(g.switch(2).unwrap(), 6);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create<T, F>(self, f: F) -> io::Result<Greenlet<T>>
+    where
+        T: 'static,
+        F: FnOnce(T) -> T + 'static,
+    {
+        let ctx = context().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::Other,
+                "greenhouse: cannot create a greenlet while the thread is exiting",
+            )
+        })?;
+        let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
+        let info = stack.info();
+        let range = (stack.limit().get(), stack.base().get());
+        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: Transfer| {
+            entry(y, first, f)
+        });
+        let parent = ctx.current.borrow().clone();
+        let inner = Rc::new(Inner {
+            ctx: ctx.id,
+            state: Cell::new(State::NotStarted),
+            parent: RefCell::new(Some(parent)),
+            coro: RefCell::new(Some(coro)),
+            yielder: Cell::new(std::ptr::null()),
+            stack: Some(info),
+            range,
+            name: self.name.map(String::into_boxed_str),
+            awaiting: Cell::new((TypeId::of::<T>(), type_name::<T>())),
+            dying: false,
+        });
+        Ok(Greenlet::from_inner(inner))
+    }
+}
+
+/// A greenlet's first frame: records its yielder, runs `f` and turns how it
+/// ended into what its parent receives.
+fn entry<T: 'static, F: FnOnce(T) -> T>(y: &CoroYielder, first: Transfer, f: F) -> Transfer {
+    // The trampoline made this greenlet current before resuming it.
+    let _ = with_context(|ctx| ctx.current.borrow().yielder.set(y));
+    let arg = match receive::<T>(first) {
+        Ok(arg) => arg,
+        // The trampoline only starts a greenlet with a value of its type;
+        // should that ever fail, end as if killed rather than panic here.
+        Err(_) => return Transfer::Exit,
+    };
+    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+        Ok(v) => Transfer::Owned {
+            value: Box::new(v),
+            name: type_name::<T>(),
+        },
+        Err(p) if p.is::<ThrowPayload>() => Transfer::Exit,
+        Err(p) => Transfer::Panic(p),
+    }
+}
+
+/// Turns what a pending switch received into its result.
+fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
+    match got {
+        Transfer::Slot { ptr, ty, name } => {
+            if ty != TypeId::of::<T>() {
+                return Err(SwitchError::TypeMismatch {
+                    expected: type_name::<T>(),
+                    found: name,
+                });
+            }
+            // SAFETY: a Slot points to the sender's `Option<T>` (the TypeId
+            // check above proves the `T`), which lives in the sender's
+            // `switch` frame; the sender stays suspended until this greenlet
+            // switches again, so the slot is alive and nobody else touches it.
+            let value = unsafe { (*(ptr as *mut Option<T>)).take() };
+            Ok(value.expect("greenhouse: a switched value was received twice"))
+        }
+        Transfer::Owned { value, name } => {
+            value
+                .downcast::<T>()
+                .map(|b| *b)
+                .map_err(|_| SwitchError::TypeMismatch {
+                    expected: type_name::<T>(),
+                    found: name,
+                })
+        }
+        Transfer::Exit => Err(SwitchError::Exit(GreenletExit)),
+        Transfer::Panic(p) => Err(SwitchError::Panicked(p)),
+        Transfer::Mismatch { expected, found } => {
+            Err(SwitchError::TypeMismatch { expected, found })
+        }
+        Transfer::Throw => panic::resume_unwind(Box::new(ThrowPayload)),
+    }
+}
+
+/// Hands `transfer` to `target` (already resolved to a live greenlet of the
+/// running context) and returns what the running greenlet receives next.
+fn switch_to(
+    ctx: &Rc<Context>,
+    target: Rc<Inner>,
+    transfer: Transfer,
+    awaiting: (TypeId, &'static str),
+) -> Result<Transfer, SwitchError> {
+    let current = ctx.current.borrow().clone();
+    if current.dying {
+        if std::thread::panicking() {
+            // A destructor switching during the unwinding: refuse, don't abort.
+            return Err(SwitchError::Dying);
+        }
+        // The greenlet caught its unwinding and carried on: unwind again.
+        panic::resume_unwind(Box::new(ThrowPayload));
+    }
+    if Rc::ptr_eq(&current, &target) {
+        // Switching to oneself hands the value straight back; throwing into
+        // oneself unwinds right here.
+        if matches!(transfer, Transfer::Throw) && current.is_main() {
+            return Err(SwitchError::MainGreenlet);
+        }
+        return Ok(transfer);
+    }
+    if let Some((ty, name)) = transfer.value_type() {
+        let (want, want_name) = target.awaiting.get();
+        if ty != want {
+            return Err(SwitchError::TypeMismatch {
+                expected: want_name,
+                found: name,
+            });
+        }
+    }
+    if matches!(transfer, Transfer::Throw) && target.is_main() {
+        return Err(SwitchError::MainGreenlet);
+    }
+    current.awaiting.set(awaiting);
+    if current.is_main() {
+        return Ok(trampoline(ctx, &current, target, transfer));
+    }
+    // A child: check we run on its stack (not inside some raw coroutine it
+    // resumed), then suspend to the trampoline with "go to `target`".
+    let here = &target as *const Rc<Inner> as usize;
+    if here < current.range.0 || here >= current.range.1 {
+        return Err(SwitchError::ForeignStack);
+    }
+    let yielder = current.yielder.get();
+    current.state.set(State::Suspended);
+    // Hold no counted reference to ourselves while suspended, or the last
+    // user handle could never drop us.
+    drop(current);
+    // SAFETY: `yielder` was set by this greenlet's entry and points into its
+    // own coroutine stack, which lives until the coroutine returns; the
+    // coroutine is running (we are on its stack: checked above), so it has
+    // not returned and the yielder is the one linked to its resumer.
+    Ok(unsafe { (*yielder).suspend((target, transfer)) })
+}
+
+/// The main greenlet's side of every switch: resumes greenlets until one
+/// switches (or its result goes) back to `main`, and returns what arrived.
+fn trampoline(
+    ctx: &Context,
+    main: &Rc<Inner>,
+    mut target: Rc<Inner>,
+    mut transfer: Transfer,
+) -> Transfer {
+    main.state.set(State::Suspended);
+    while !Rc::ptr_eq(&target, main) {
+        if let (Some((ty, found)), (want, expected)) =
+            (transfer.value_type(), target.awaiting.get())
+        {
+            if ty != want {
+                // Only a returned value can get here with a wrong type; the
+                // switching side checks its own.
+                transfer = Transfer::Mismatch { expected, found };
+            }
+        }
+        if target.state.get() == State::NotStarted && !transfer.is_value() {
+            // Killed (or handed an error) before it ever ran: drop its
+            // closure without running it, and pass the ending on up.
+            target.state.set(State::Dead);
+            if let Some(mut coro) = target.coro.borrow_mut().take() {
+                coro.force_unwind();
+                stack::give(coro.into_stack());
+            }
+            if matches!(transfer, Transfer::Throw) {
+                transfer = Transfer::Exit;
+            }
+            target = Inner::first_live(&Inner::parent_or_self(&target));
+            continue;
+        }
+        *ctx.current.borrow_mut() = target.clone();
+        target.state.set(State::Running);
+        let result = {
+            let mut coro = target.coro.borrow_mut();
+            let coro = coro
+                .as_mut()
+                .expect("greenhouse: a live greenlet has a coroutine");
+            let _on = OnStack::enter(target.stack.expect("not main"), target.name());
+            coro.resume(transfer)
+        };
+        match result {
+            CoroutineResult::Yield((next, tr)) => {
+                target = next;
+                transfer = tr;
+            }
+            CoroutineResult::Return(outcome) => {
+                target.state.set(State::Dead);
+                if let Some(coro) = target.coro.borrow_mut().take() {
+                    stack::give(coro.into_stack());
+                }
+                transfer = outcome;
+                target = Inner::first_live(&Inner::parent_or_self(&target));
+            }
+        }
+    }
+    *ctx.current.borrow_mut() = main.clone();
+    main.state.set(State::Running);
+    transfer
+}
+
+impl<T: 'static> Greenlet<T> {
+    fn from_inner(inner: Rc<Inner>) -> Greenlet<T> {
+        Greenlet {
+            inner,
+            _values: PhantomData,
+        }
+    }
+
+    /// Creates a greenlet that will run `f` on its own stack of the default
+    /// size. It starts on the first [`switch`](Self::switch) into it, with the
+    /// switched value as `f`'s argument; `f`'s return value goes to the
+    /// parent (the running greenlet, unless changed). Use [`Builder`] for a
+    /// name or another stack size.
+    ///
+    /// # Errors
+    ///
+    /// Fails if no stack can be mapped (see [`Builder::create`]).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::Greenlet;
+    ///
+    /// let g = Greenlet::new(|s: String| s + "!")?;
+    /// assert_eq!(g.switch("hi".into()).unwrap(), "hi!");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new<F>(f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce(T) -> T + 'static,
+    {
+        Builder::new().create(f)
+    }
+
+    /// Switches to this greenlet, handing it `value`, and returns what the
+    /// running greenlet receives when it is next switched to.
+    ///
+    /// If this greenlet has not started, it starts with `f(value)`; if it is
+    /// suspended, its pending `switch` returns `Ok(value)`; if it is dead, the
+    /// value goes to its first live ancestor. Switching to the running
+    /// greenlet returns `Ok(value)` at once.
+    ///
+    /// # Errors
+    ///
+    /// When the running greenlet is switched back to, it receives whatever
+    /// was sent: a value (`Ok`), or the end of a greenlet whose result came
+    /// here: [`SwitchError::Exit`] if it was killed, [`SwitchError::Panicked`]
+    /// if it panicked, [`SwitchError::TypeMismatch`] if it returned a value of
+    /// another type. Without switching at all, it fails with
+    /// [`SwitchError::TypeMismatch`] if the target waits for another type than
+    /// `T`, and [`SwitchError::WrongThread`] if the target belongs to another
+    /// thread or green thread.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{self, Greenlet};
+    ///
+    /// let counter = Greenlet::new(|mut n: u32| {
+    ///     let main = greenlet::current::<u32>().parent().unwrap();
+    ///     loop {
+    ///         n = main.switch(n + 1).unwrap();
+    ///     }
+    /// })?;
+    /// assert_eq!(counter.switch(1).unwrap(), 2);
+    /// assert_eq!(counter.switch(10).unwrap(), 11);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn switch(&self, value: T) -> Result<T, SwitchError> {
+        let ctx = context()?;
+        if self.inner.ctx != ctx.id {
+            return Err(SwitchError::WrongThread);
+        }
+        let mut slot = Some(value);
+        let transfer = Transfer::Slot {
+            ptr: &mut slot as *mut Option<T> as *mut (),
+            ty: TypeId::of::<T>(),
+            name: type_name::<T>(),
+        };
+        let target = Inner::first_live(&self.inner);
+        let got = switch_to(&ctx, target, transfer, (TypeId::of::<T>(), type_name::<T>()))?;
+        receive(got)
+    }
+
+    /// Unwinds this greenlet from its pending `switch` (Python greenlet's
+    /// `throw()`, which raises `GreenletExit`): the destructors of its locals
+    /// run and it dies; its parent then receives [`GreenletExit`] as
+    /// [`SwitchError::Exit`]. Returns, like [`switch`](Self::switch), what the
+    /// running greenlet receives next, so when the caller is the parent (the
+    /// common case) the result is `Err(SwitchError::Exit(GreenletExit))`.
+    ///
+    /// A greenlet that has not started dies without running its closure. A
+    /// dead greenlet's first live ancestor receives `GreenletExit`. Throwing
+    /// into the running greenlet unwinds it right here.
+    ///
+    /// # Errors
+    ///
+    /// As [`switch`](Self::switch); also [`SwitchError::MainGreenlet`] for a
+    /// main greenlet, which cannot be unwound.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{self, Greenlet, State, SwitchError};
+    ///
+    /// let g = Greenlet::new(|x: i32| {
+    ///     let main = greenlet::current::<i32>().parent().unwrap();
+    ///     main.switch(x).unwrap(); // the throw unwinds from here
+    ///     unreachable!()
+    /// })?;
+    /// g.switch(1).unwrap();
+    /// assert!(matches!(g.throw(), Err(SwitchError::Exit(_))));
+    /// assert_eq!(g.state(), State::Dead);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn throw(&self) -> Result<T, SwitchError> {
+        let ctx = context()?;
+        if self.inner.ctx != ctx.id {
+            return Err(SwitchError::WrongThread);
+        }
+        if self.inner.is_main() {
+            return Err(SwitchError::MainGreenlet);
+        }
+        let awaiting = (TypeId::of::<T>(), type_name::<T>());
+        let got = if self.inner.state.get() == State::Dead {
+            // greenlet: a GreenletExit thrown into a dead greenlet becomes a
+            // GreenletExit value for its first live ancestor.
+            let target = Inner::first_live(&self.inner);
+            switch_to(&ctx, target, Transfer::Exit, awaiting)?
+        } else {
+            switch_to(&ctx, self.inner.clone(), Transfer::Throw, awaiting)?
+        };
+        receive(got)
+    }
+
+    /// Kills this greenlet: like [`throw`](Self::throw), but reports the
+    /// expected outcome as success. Returns `Ok(None)` once the greenlet is
+    /// dead and its [`GreenletExit`] came back (or it was already dead, in
+    /// which case nothing is switched), and `Ok(Some(v))` if a value was
+    /// switched back instead (the greenlet caught its unwinding and carried
+    /// on, or another greenlet switched here first).
+    ///
+    /// # Errors
+    ///
+    /// As [`throw`](Self::throw), except that `SwitchError::Exit` is `Ok(None)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{self, Greenlet};
+    ///
+    /// let g = Greenlet::new(|x: i32| {
+    ///     let _guard = String::from("dropped when killed");
+    ///     greenlet::current::<i32>().parent().unwrap().switch(x).unwrap()
+    /// })?;
+    /// g.switch(1).unwrap();
+    /// assert_eq!(g.kill().unwrap(), None);
+    /// assert!(g.is_dead());
+    /// assert_eq!(g.kill().unwrap(), None); // already dead: nothing happens
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn kill(&self) -> Result<Option<T>, SwitchError> {
+        if self.inner.state.get() == State::Dead {
+            return Ok(None);
+        }
+        match self.throw() {
+            Ok(v) => Ok(Some(v)),
+            Err(SwitchError::Exit(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// This greenlet's state.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{self, State};
+    ///
+    /// assert_eq!(greenlet::current::<()>().state(), State::Running);
+    /// ```
+    pub fn state(&self) -> State {
+        self.inner.state.get()
+    }
+
+    /// Whether this greenlet is dead: its closure returned, panicked or was
+    /// killed. Main greenlets never die.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Greenlet::new(|x: i32| x)?;
+    /// assert!(!g.is_dead());
+    /// g.switch(1).unwrap();
+    /// assert!(g.is_dead());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_dead(&self) -> bool {
+        self.state() == State::Dead
+    }
+
+    /// Whether this is a main greenlet: the implicit one of a thread or green
+    /// thread, which runs when no other greenlet does.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert!(greenhouse::greenlet::current::<()>().is_main());
+    /// ```
+    pub fn is_main(&self) -> bool {
+        self.inner.is_main()
+    }
+
+    /// The name given with [`Builder::name`], if any.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let g = greenhouse::greenlet::Builder::new().name("a").create(|x: i32| x)?;
+    /// assert_eq!(g.name(), Some("a"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        if self.inner.is_main() {
+            None
+        } else {
+            self.inner.name.as_deref()
+        }
+    }
+
+    /// The greenlet that receives this one's result, or `None` for a main
+    /// greenlet.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{self, Greenlet};
+    ///
+    /// let g = Greenlet::new(|x: i32| x)?;
+    /// assert!(g.parent().unwrap() == greenlet::current());
+    /// assert!(greenlet::current::<i32>().parent().is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn parent(&self) -> Option<Greenlet<T>> {
+        self.inner
+            .parent
+            .borrow()
+            .clone()
+            .map(Greenlet::from_inner)
+    }
+
+    /// Makes `parent` this greenlet's parent: the one that receives its
+    /// result (or its panic, or its exit).
+    ///
+    /// # Errors
+    ///
+    /// [`ParentError::Cycle`] if this greenlet is `parent` or one of its
+    /// ancestors; [`ParentError::WrongThread`] if `parent` belongs to another
+    /// thread or green thread; [`ParentError::MainGreenlet`] if this is a
+    /// main greenlet. Nothing changes on error.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{Greenlet, ParentError};
+    ///
+    /// let a = Greenlet::new(|x: i32| x)?;
+    /// let b = Greenlet::new(|x: i32| x + 1)?;
+    /// b.set_parent(&a).unwrap();
+    /// assert_eq!(a.set_parent(&b), Err(ParentError::Cycle));
+    /// // b's result now starts a.
+    /// assert_eq!(b.switch(1).unwrap(), 2);
+    /// assert!(a.is_dead());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_parent<U: 'static>(&self, parent: &Greenlet<U>) -> Result<(), ParentError> {
+        if self.inner.is_main() {
+            return Err(ParentError::MainGreenlet);
+        }
+        if parent.inner.ctx != self.inner.ctx {
+            return Err(ParentError::WrongThread);
+        }
+        let mut p = Some(parent.inner.clone());
+        while let Some(g) = p {
+            if Rc::ptr_eq(&g, &self.inner) {
+                return Err(ParentError::Cycle);
+            }
+            p = g.parent.borrow().clone();
+        }
+        *self.inner.parent.borrow_mut() = Some(parent.inner.clone());
+        Ok(())
+    }
+
+    /// Another handle to the same greenlet that switches values of type `U`.
+    /// See the [module docs](self#values-and-types).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use greenhouse::greenlet::{self, Greenlet};
+    ///
+    /// // The child takes a u8 and answers its parent with a String.
+    /// let g = Greenlet::new(|n: u8| {
+    ///     let parent = greenlet::current::<String>().parent().unwrap();
+    ///     let _ = parent.switch(format!("got {n}"));
+    ///     n
+    /// })?;
+    /// let reply = g.switch(7); // we sent a u8, so we wait for a u8 ...
+    /// assert!(reply.is_err()); // ... and a String cannot come here
+    ///
+    /// let g = Greenlet::new(|n: u8| {
+    ///     let parent = greenlet::current::<String>().parent().unwrap();
+    ///     let _ = parent.switch(format!("got {n}"));
+    ///     n
+    /// })?;
+    /// // Send a u8 while waiting for a String: switch on the `String` view of
+    /// // ourselves' child after starting it through its `u8` view.
+    /// let as_u8 = g.clone();
+    /// let main = greenlet::current::<String>();
+    /// let starter = Greenlet::new(move |()| {
+    ///     let _ = as_u8.switch(7); // runs the child, whose String goes to `main`
+    /// })?;
+    /// starter.set_parent(&main).unwrap();
+    /// g.set_parent(&main).unwrap();
+    /// assert_eq!(main.switch(String::new()).unwrap(), ""); // switching to self
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cast<U: 'static>(&self) -> Greenlet<U> {
+        Greenlet::from_inner(self.inner.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_states_keep_separate_main_greenlets() {
+        let main1 = current::<i32>();
+        let child1 = Greenlet::new(|x: i32| x + 1).unwrap();
+
+        let outer = swap_thread_state(ThreadState::default());
+        let main2 = current::<i32>();
+        assert!(main2.is_main());
+        assert!(main1 != main2, "a fresh ThreadState has its own main greenlet");
+        // A greenlet of the other context can be neither switched to nor
+        // made a parent here.
+        assert!(matches!(child1.switch(1), Err(SwitchError::WrongThread)));
+        let child2 = Greenlet::new(|x: i32| x * 2).unwrap();
+        assert!(child2.parent().unwrap() == main2);
+        assert_eq!(child2.set_parent(&child1), Err(ParentError::WrongThread));
+        let inner = swap_thread_state(outer);
+
+        assert!(current::<i32>() == main1);
+        assert!(matches!(child2.switch(1), Err(SwitchError::WrongThread)));
+        assert_eq!(child1.switch(1).unwrap(), 2);
+
+        let outer = swap_thread_state(inner);
+        assert!(current::<i32>() == main2);
+        assert_eq!(child2.switch(4).unwrap(), 8);
+        swap_thread_state(outer);
+        assert!(current::<i32>() == main1);
+    }
+
+    #[test]
+    fn default_thread_state_is_empty_until_used() {
+        let saved = swap_thread_state(ThreadState::default());
+        let st = swap_thread_state(ThreadState::default());
+        assert!(st.0.is_none());
+        let _ = current::<()>();
+        let st = swap_thread_state(ThreadState::default());
+        assert!(st.0.is_some());
+        swap_thread_state(saved);
+    }
+}
