@@ -486,7 +486,12 @@ fn ensure_altstack() {
             ss_size: len,
         };
         libc::sigaltstack(&ss, ptr::null_mut());
-        OWN_ALTSTACK.with(|a| *a.borrow_mut() = Some(AltStack { mem: mem as usize, len }));
+        OWN_ALTSTACK.with(|a| {
+            *a.borrow_mut() = Some(AltStack {
+                mem: mem as usize,
+                len,
+            })
+        });
     }
 }
 
