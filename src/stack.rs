@@ -187,6 +187,7 @@ impl Stack {
     }
 
     /// Usable size in bytes (excluding the guard page).
+    #[allow(dead_code)] // for the greenlet layer
     pub(crate) fn size(&self) -> usize {
         self.size
     }

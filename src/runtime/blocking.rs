@@ -50,11 +50,6 @@ pub(crate) fn jobs_in_flight() -> usize {
     JOBS.load(SeqCst)
 }
 
-/// How many pool threads exist now.
-pub(crate) fn pool_threads() -> usize {
-    POOL.state.lock().unwrap_or_else(|e| e.into_inner()).threads
-}
-
 fn submit(job: Job) {
     let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(job);
@@ -70,7 +65,6 @@ fn submit(job: Job) {
                 let job = st.queue.pop_back().expect("just pushed");
                 drop(st);
                 job();
-                return;
             }
         }
     } else {

@@ -216,11 +216,9 @@ impl Builder {
         };
         install_panic_hook();
         let config = Config {
-            workers: n,
             stack_size: crate::stack::round_size(
                 self.stack_size.unwrap_or_else(crate::stack::default_size),
             ),
-            name_prefix: self.name_prefix.clone(),
             monitor_threshold: self.monitor_threshold,
             deadlock_detection: self.deadlock_detection,
         };

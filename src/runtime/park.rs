@@ -134,6 +134,7 @@ impl Unparker {
     }
 
     /// True if both wake the same green thread or OS thread.
+    #[allow(dead_code)] // for waiter lists that de-duplicate (sync primitives)
     pub(crate) fn same_as(&self, other: &Unparker) -> bool {
         match (self, other) {
             (Unparker::Green(a), Unparker::Green(b)) => Arc::ptr_eq(a, b),

@@ -40,9 +40,7 @@ const NEW_STREAK: u32 = 16;
 /// Settings a runtime was built with.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) workers: usize,
     pub(crate) stack_size: usize,
-    pub(crate) name_prefix: String,
     pub(crate) monitor_threshold: Option<Duration>,
     pub(crate) deadlock_detection: bool,
 }
