@@ -527,8 +527,7 @@ impl Context {
         });
         Rc::new(Context {
             id,
-            current: RefCell::new(main.clone()),
-
+            current: RefCell::new(main),
         })
     }
 }

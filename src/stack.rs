@@ -187,6 +187,7 @@ impl Stack {
     }
 
     /// Usable size in bytes (excluding the guard page).
+    #[allow(dead_code)] // for the greenlet layer
     pub(crate) fn size(&self) -> usize {
         self.size
     }
@@ -486,7 +487,12 @@ fn ensure_altstack() {
             ss_size: len,
         };
         libc::sigaltstack(&ss, ptr::null_mut());
-        OWN_ALTSTACK.with(|a| *a.borrow_mut() = Some(AltStack { mem: mem as usize, len }));
+        OWN_ALTSTACK.with(|a| {
+            *a.borrow_mut() = Some(AltStack {
+                mem: mem as usize,
+                len,
+            })
+        });
     }
 }
 
