@@ -47,7 +47,11 @@
 //!   (its destructors run, the rest of its closure does not), then frees its
 //!   stack. As with `Rc`, greenlets whose closures hold handles to each other
 //!   in a cycle are never dropped: break such cycles (let one of them finish,
-//!   or keep the other's handle in a `Weak`/`Option` you clear).
+//!   or keep the other's handle in an `Option` you clear). For the same
+//!   reason a greenlet should not keep a handle to *itself* in a local across
+//!   a switch: `greenlet::current().parent().unwrap().switch(v)` is fine (the
+//!   temporary is gone before the switch), `let me = greenlet::current();`
+//!   held across one keeps the greenlet alive.
 //!
 //! # Values and types
 //!
@@ -1261,30 +1265,29 @@ impl<T: 'static> Greenlet<T> {
     /// ```
     /// use greenhouse::greenlet::{self, Greenlet};
     ///
-    /// // The child takes a u8 and answers its parent with a String.
-    /// let g = Greenlet::new(|n: u8| {
-    ///     let parent = greenlet::current::<String>().parent().unwrap();
-    ///     let _ = parent.switch(format!("got {n}"));
-    ///     n
-    /// })?;
-    /// let reply = g.switch(7); // we sent a u8, so we wait for a u8 ...
-    /// assert!(reply.is_err()); // ... and a String cannot come here
+    /// use greenhouse::greenlet::{self, Greenlet, SwitchError};
     ///
-    /// let g = Greenlet::new(|n: u8| {
+    /// // The child is started with a u8 and answers with a String.
+    /// let child = Greenlet::new(|n: u8| {
     ///     let parent = greenlet::current::<String>().parent().unwrap();
     ///     let _ = parent.switch(format!("got {n}"));
     ///     n
     /// })?;
-    /// // Send a u8 while waiting for a String: switch on the `String` view of
-    /// // ourselves' child after starting it through its `u8` view.
-    /// let as_u8 = g.clone();
-    /// let main = greenlet::current::<String>();
-    /// let starter = Greenlet::new(move |()| {
-    ///     let _ = as_u8.switch(7); // runs the child, whose String goes to `main`
+    /// // Through its u8 view, a switch sends a u8 and waits for a u8, so the
+    /// // child's String is refused (at the child's switch) ...
+    /// assert_eq!(child.switch(7).unwrap(), 7); // ... and its return value arrives
+    ///
+    /// let child = Greenlet::new(|n: u8| {
+    ///     let parent = greenlet::current::<String>().parent().unwrap();
+    ///     parent.switch(format!("got {n}")).unwrap();
+    ///     n
     /// })?;
-    /// starter.set_parent(&main).unwrap();
-    /// g.set_parent(&main).unwrap();
-    /// assert_eq!(main.switch(String::new()).unwrap(), ""); // switching to self
+    /// // The String view cannot start it: it waits for a u8.
+    /// let as_string: Greenlet<String> = child.cast();
+    /// assert!(matches!(
+    ///     as_string.switch("7".into()),
+    ///     Err(SwitchError::TypeMismatch { expected: "u8", .. })
+    /// ));
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn cast<U: 'static>(&self) -> Greenlet<U> {
