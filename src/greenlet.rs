@@ -1263,8 +1263,6 @@ impl<T: 'static> Greenlet<T> {
     /// # Example
     ///
     /// ```
-    /// use greenhouse::greenlet::{self, Greenlet};
-    ///
     /// use greenhouse::greenlet::{self, Greenlet, SwitchError};
     ///
     /// // The child is started with a u8 and answers with a String.
