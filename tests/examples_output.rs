@@ -1,0 +1,81 @@
+//! The examples' programs produce what the seeds print. Each example file is
+//! included as a module, so these tests run the very code the examples run.
+
+#[allow(dead_code)]
+#[path = "../examples/generators.rs"]
+mod generators;
+
+#[allow(dead_code)]
+#[path = "../examples/greenlet_pingpong.rs"]
+mod greenlet_pingpong;
+
+#[test]
+fn fibonacci_prints_the_first_ten_numbers() {
+    assert_eq!(
+        generators::fibonacci_lines(),
+        ["0", "1", "1", "2", "3", "5", "8", "13", "21", "34"]
+    );
+}
+
+#[test]
+fn jump_range_with_send_prints_the_seed_sequence() {
+    assert_eq!(
+        generators::jump_range_lines(),
+        [
+            "0",
+            "[idx: 0, jump: 2]",
+            "2",
+            "[idx: 2, jump: None]",
+            "3",
+            "[idx: 3, jump: -1]",
+            "2",
+            "[idx: 2, jump: None]",
+            "3",
+            "[idx: 3, jump: None]",
+            "4",
+        ]
+    );
+}
+
+#[test]
+fn averager_with_a_delegating_generator_prints_the_seed_lines() {
+    assert_eq!(
+        generators::averager_lines(),
+        [
+            "10.0",
+            "15.0",
+            "20.0",
+            "计算完毕，共输入 3 个数值，总和 60，平均值 20.0",
+        ]
+    );
+}
+
+#[test]
+fn pingpong_alternates_a_and_b_for_the_given_rounds() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let lines = Rc::new(RefCell::new(Vec::new()));
+    let l = lines.clone();
+    let played = greenlet_pingpong::pingpong(3, move |s| l.borrow_mut().push(s.to_string()))
+        .unwrap();
+    assert_eq!(played, 3);
+    assert_eq!(
+        *lines.borrow(),
+        ["---A--", "---B--", "---A--", "---B--", "---A--", "---B--"]
+    );
+    assert_eq!(Rc::strong_count(&lines), 1, "both greenlets were freed");
+    let played = greenlet_pingpong::pingpong(0, |_| panic!("no rounds")).unwrap();
+    assert_eq!(played, 0);
+}
+
+#[test]
+fn pingpong_arguments_default_to_5_and_bad_ones_get_the_usage() {
+    use greenlet_pingpong::parse_rounds;
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(parse_rounds(&args(&[])), Ok(5));
+    assert_eq!(parse_rounds(&args(&["12"])), Ok(12));
+    for bad in [&["five"][..], &["-1"], &["1", "2"], &[""]] {
+        let err = parse_rounds(&args(bad)).unwrap_err();
+        assert!(err.contains("usage: greenlet_pingpong [ROUNDS]"), "{err}");
+    }
+}
