@@ -1326,6 +1326,41 @@ mod tests {
     }
 
     #[test]
+    fn depth_counts_each_resumed_stack() {
+        use crate::generator::Generator;
+        let base = stack::depth();
+        let g = Greenlet::new(move |()| {
+            assert_eq!(stack::depth(), base + 1, "a greenlet runs one stack deep");
+            // Greenlets are flat: a grandchild also runs one deep (resumed by
+            // the main greenlet's trampoline, not nested in its creator).
+            let inner = Greenlet::new(move |()| assert_eq!(stack::depth(), base + 1)).unwrap();
+            inner.switch(()).unwrap();
+            // A generator is resumed by its caller: one deeper.
+            let mut gen = Generator::new(move |y| y.yield_(stack::depth())).unwrap();
+            assert_eq!(gen.next(), Some(base + 2));
+            assert_eq!(stack::depth(), base + 1);
+        })
+        .unwrap();
+        g.switch(()).unwrap();
+        assert_eq!(stack::depth(), base);
+        // Unwinding on drop runs on the greenlet's stack too.
+        struct Check(usize);
+        impl Drop for Check {
+            fn drop(&mut self) {
+                assert_eq!(stack::depth(), self.0);
+            }
+        }
+        let g = Greenlet::new(move |()| {
+            let _c = Check(base + 1);
+            current::<()>().parent().unwrap().switch(()).unwrap();
+        })
+        .unwrap();
+        g.switch(()).unwrap();
+        drop(g);
+        assert_eq!(stack::depth(), base);
+    }
+
+    #[test]
     fn default_thread_state_is_empty_until_used() {
         let saved = swap_thread_state(ThreadState::default());
         let st = swap_thread_state(ThreadState::default());
