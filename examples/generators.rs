@@ -91,10 +91,7 @@ pub struct Summary {
 /// yielder: a plain call replaces `yield from`.
 pub fn average_gen(y: &Yielder<f64, Option<f64>>) -> Summary {
     let (mut total, mut count, mut average) = (0.0, 0, 0.0);
-    loop {
-        let Some(num) = y.yield_(average) else {
-            break;
-        };
+    while let Some(num) = y.yield_(average) {
         count += 1;
         total += num;
         average = total / count as f64;

@@ -62,9 +62,9 @@ const USAGE: &str = "usage: greenlet_pingpong [ROUNDS]   (ROUNDS: a whole number
 pub fn parse_rounds(args: &[String]) -> Result<u32, String> {
     match args {
         [] => Ok(5),
-        [n] => n
-            .parse::<u32>()
-            .map_err(|e| format!("greenlet_pingpong: invalid number of rounds {n:?}: {e}\n{USAGE}")),
+        [n] => n.parse::<u32>().map_err(|e| {
+            format!("greenlet_pingpong: invalid number of rounds {n:?}: {e}\n{USAGE}")
+        }),
         _ => Err(format!("greenlet_pingpong: too many arguments\n{USAGE}")),
     }
 }

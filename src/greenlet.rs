@@ -758,10 +758,7 @@ impl Builder {
         F: FnOnce(T) -> T + 'static,
     {
         let ctx = context().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::Other,
-                "greenhouse: cannot create a greenlet while the thread is exiting",
-            )
+            io::Error::other("greenhouse: cannot create a greenlet while the thread is exiting")
         })?;
         let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
         let info = stack.info();
@@ -1044,7 +1041,12 @@ impl<T: 'static> Greenlet<T> {
             name: type_name::<T>(),
         };
         let target = Inner::first_live(&self.inner);
-        let got = switch_to(&ctx, target, transfer, (TypeId::of::<T>(), type_name::<T>()))?;
+        let got = switch_to(
+            &ctx,
+            target,
+            transfer,
+            (TypeId::of::<T>(), type_name::<T>()),
+        )?;
         receive(got)
     }
 
@@ -1208,11 +1210,7 @@ impl<T: 'static> Greenlet<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn parent(&self) -> Option<Greenlet<T>> {
-        self.inner
-            .parent
-            .borrow()
-            .clone()
-            .map(Greenlet::from_inner)
+        self.inner.parent.borrow().clone().map(Greenlet::from_inner)
     }
 
     /// Makes `parent` this greenlet's parent: the one that receives its
@@ -1305,7 +1303,10 @@ mod tests {
         let outer = swap_thread_state(ThreadState::default());
         let main2 = current::<i32>();
         assert!(main2.is_main());
-        assert!(main1 != main2, "a fresh ThreadState has its own main greenlet");
+        assert!(
+            main1 != main2,
+            "a fresh ThreadState has its own main greenlet"
+        );
         // A greenlet of the other context can be neither switched to nor
         // made a parent here.
         assert!(matches!(child1.switch(1), Err(SwitchError::WrongThread)));

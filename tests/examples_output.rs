@@ -56,8 +56,8 @@ fn pingpong_alternates_a_and_b_for_the_given_rounds() {
     use std::rc::Rc;
     let lines = Rc::new(RefCell::new(Vec::new()));
     let l = lines.clone();
-    let played = greenlet_pingpong::pingpong(3, move |s| l.borrow_mut().push(s.to_string()))
-        .unwrap();
+    let played =
+        greenlet_pingpong::pingpong(3, move |s| l.borrow_mut().push(s.to_string())).unwrap();
     assert_eq!(played, 3);
     assert_eq!(
         *lines.borrow(),

@@ -42,7 +42,7 @@ fn the_body_runs_lazily_step_by_step() {
     })
     .unwrap();
     assert!(log.borrow().is_empty());
-    while let Some(v) = odd.next() {
+    for v in odd.by_ref() {
         log.borrow_mut().push(v.to_string());
     }
     assert_eq!(
@@ -100,7 +100,11 @@ fn send_passes_a_value_into_the_pending_yield() {
     assert_eq!(g.send(7), None);
     assert_eq!(g.state(), State::Dead);
     assert_eq!(g.take_return_value(), Some(18));
-    assert_eq!(g.send(8), None, "sending to a finished generator does nothing");
+    assert_eq!(
+        g.send(8),
+        None,
+        "sending to a finished generator does nothing"
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use greenhouse::greenlet::{self, Builder, Greenlet, GreenletExit, ParentError, State, SwitchError};
+use greenhouse::greenlet::{
+    self, Builder, Greenlet, GreenletExit, ParentError, State, SwitchError,
+};
 
 /// Counts live instances; each drop is recorded once.
 #[derive(Clone)]
@@ -32,7 +34,9 @@ impl Drop for Tracked {
 }
 
 fn parent<T: 'static>() -> Greenlet<T> {
-    greenlet::current::<T>().parent().expect("not the main greenlet")
+    greenlet::current::<T>()
+        .parent()
+        .expect("not the main greenlet")
 }
 
 /// Runs `f` with the panic hook silenced (for tests that panic on purpose).
@@ -165,7 +169,11 @@ fn panic_reaches_the_parent_as_an_error() {
         other => panic!("expected Panicked, got {other:?}"),
     }
     assert!(g.is_dead());
-    assert_eq!(counter.live(), 0, "the panicking greenlet's locals were dropped");
+    assert_eq!(
+        counter.live(),
+        0,
+        "the panicking greenlet's locals were dropped"
+    );
     // The error displays the message.
     let g = Greenlet::new(|_: i32| -> i32 { panic!("shown") }).unwrap();
     let e = quiet_panics(|| g.switch(0)).unwrap_err();
@@ -421,7 +429,8 @@ fn a_greenlet_dropped_while_unwinding_cannot_switch_from_a_destructor() {
             // The dying greenlet is current while it unwinds.
             assert!(!main.is_main());
             let r = greenlet::current::<i32>().parent().map(|p| p.switch(1));
-            self.0.set(Some(matches!(r, None | Some(Err(SwitchError::Dying)))));
+            self.0
+                .set(Some(matches!(r, None | Some(Err(SwitchError::Dying)))));
         }
     }
     let seen = Rc::new(Cell::new(None));
@@ -525,7 +534,10 @@ fn several_types_through_an_enum() {
     })
     .unwrap();
     assert_eq!(g.switch(Msg::Number(2)).unwrap(), Msg::Number(2));
-    assert_eq!(g.switch(Msg::Text("hi".into())).unwrap(), Msg::Text("HI".into()));
+    assert_eq!(
+        g.switch(Msg::Text("hi".into())).unwrap(),
+        Msg::Text("HI".into())
+    );
     assert_eq!(g.switch(Msg::Number(5)).unwrap(), Msg::Number(7));
     assert_eq!(g.switch(Msg::Done).unwrap(), Msg::Number(7));
 }
