@@ -73,6 +73,10 @@ pub(crate) struct Shared {
     pub(crate) timed: AtomicUsize,
     pub(crate) io_waiting: AtomicUsize,
     pub(crate) external_handles: AtomicUsize,
+    /// Threads inside `Runtime::run`/`try_run`: deadlocks are only reported
+    /// while one waits (between runs, the runtime's owner may still wake
+    /// parked green threads with its next `run`).
+    pub(crate) runs_waiting: AtomicUsize,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) stop: AtomicBool,
     pub(crate) all_done: (Mutex<()>, Condvar),
@@ -120,6 +124,7 @@ impl Shared {
             timed: AtomicUsize::new(0),
             io_waiting: AtomicUsize::new(0),
             external_handles: AtomicUsize::new(0),
+            runs_waiting: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             all_done: (Mutex::new(()), Condvar::new()),
