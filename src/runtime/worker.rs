@@ -227,8 +227,12 @@ impl Shared {
             .cloned()
     }
 
-    /// Blocks the calling OS thread until no task is live.
+    /// Blocks the calling OS thread until no task is live. Killed green
+    /// threads that do not reach a blocking point (a CPU loop) keep it
+    /// waiting: every 5 s it logs which ones.
     pub(crate) fn wait_all_done(&self) {
+        let start = Instant::now();
+        let mut next_report = Duration::from_secs(5);
         let mut g = self.all_done.0.lock().unwrap_or_else(|e| e.into_inner());
         while self.live.load(SeqCst) != 0 {
             g = self
@@ -237,6 +241,19 @@ impl Shared {
                 .wait_timeout(g, Duration::from_millis(100))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            if start.elapsed() >= next_report {
+                next_report += Duration::from_secs(5);
+                let names: Vec<String> = self
+                    .all_tasks()
+                    .iter()
+                    .map(|t| format!("'{}'", t.display_name()))
+                    .collect();
+                log::warn!(
+                    "greenhouse: runtime shutdown has waited {} s for killed green threads that                      have not reached a blocking point: {}",
+                    start.elapsed().as_secs(),
+                    names.join(", ")
+                );
+            }
         }
     }
 }
