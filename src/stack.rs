@@ -62,7 +62,12 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 static DEFAULT_SIZE: AtomicUsize = AtomicUsize::new(DEFAULT_STACK_SIZE);
-static POOL_LIMIT: AtomicUsize = AtomicUsize::new(1024);
+static POOL_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_POOL_LIMIT);
+const DEFAULT_POOL_LIMIT: usize = 1 << 20;
+
+/// How many free stacks a worker keeps once it has been idle for a while;
+/// the surplus from a burst is unmapped then (see [`trim_pool`]).
+pub(crate) const POOL_KEEP_WHEN_IDLE: usize = 256;
 
 /// Returns the stack size used when a builder does not set one.
 ///
@@ -91,10 +96,17 @@ pub fn set_default_size(size: usize) {
     DEFAULT_SIZE.store(round_size(size), Ordering::Relaxed);
 }
 
-/// Sets how many free stacks each OS thread keeps for reuse (default 1024).
+/// Sets how many free stacks are kept for reuse (default 1,048,576; each OS
+/// thread keeps up to 512 of them, the rest are shared by all threads).
 /// `0` turns pooling off: every coroutine then maps a fresh stack and unmaps
 /// it when it finishes. Stacks already pooled beyond the new limit are
 /// released as the pools are next used.
+///
+/// The limit is high so that a burst of green threads (100,000 connections
+/// arriving at once) reuses stacks instead of paying `mmap`/`munmap` — and
+/// the TLB shootdowns `munmap` causes in a multi-threaded process — for each.
+/// A pooled stack keeps the pages it touched, so an idle worker releases its
+/// surplus (keeping 256) after a second with nothing to do.
 ///
 /// # Example
 ///
@@ -102,7 +114,7 @@ pub fn set_default_size(size: usize) {
 /// use greenhouse::stack;
 /// stack::set_pool_limit(0); // measure creation without the pool
 /// assert_eq!(stack::pool_limit(), 0);
-/// stack::set_pool_limit(1024);
+/// stack::set_pool_limit(1 << 20);
 /// ```
 pub fn set_pool_limit(stacks_per_thread: usize) {
     POOL_LIMIT.store(stacks_per_thread, Ordering::Relaxed);
@@ -273,27 +285,58 @@ fn map_error(err: io::Error, size: usize) -> io::Error {
     io::Error::new(io::ErrorKind::OutOfMemory, msg)
 }
 
-/// Free stacks kept by this OS thread, grouped by size.
+/// Free stacks grouped by size.
 struct Pool {
     /// (size, free stacks of that size); few distinct sizes, so a Vec.
     buckets: Vec<(usize, Vec<Stack>)>,
+}
+
+impl Pool {
+    fn bucket(&mut self, size: usize) -> &mut Vec<Stack> {
+        let idx = match self.buckets.iter().position(|(s, _)| *s == size) {
+            Some(i) => i,
+            None => {
+                self.buckets.push((size, Vec::new()));
+                self.buckets.len() - 1
+            }
+        };
+        &mut self.buckets[idx].1
+    }
 }
 
 thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool { buckets: Vec::new() }) };
 }
 
-/// Takes a stack of at least `size` usable bytes from this thread's pool, or
-/// maps a new one.
+/// The process-wide pool behind the per-thread ones. Threads exchange stacks
+/// with it in batches of `BATCH`: green threads are usually spawned on one
+/// worker and finish on another (work stealing), so without it one thread's
+/// pool would only fill and another's only drain, and every spawn would map
+/// a stack again.
+static SHARED: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    buckets: Vec::new(),
+});
+/// A thread keeps at most this many free stacks before it hands a batch to
+/// the shared pool.
+const LOCAL_MAX: usize = 512;
+const BATCH: usize = 256;
+
+/// Takes a stack of at least `size` usable bytes from this thread's pool (or
+/// a batch from the shared pool), or maps a new one.
 pub(crate) fn take(size: usize) -> io::Result<Stack> {
     let size = round_size(size);
     let pooled = POOL
         .try_with(|p| {
             let mut p = p.borrow_mut();
-            p.buckets
-                .iter_mut()
-                .find(|(s, _)| *s == size)
-                .and_then(|(_, v)| v.pop())
+            let local = p.bucket(size);
+            if local.is_empty() {
+                let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+                let from = shared.bucket(size);
+                let n = from.len().min(BATCH);
+                let start = from.len() - n;
+                local.extend(from.drain(start..));
+            }
+            local.pop()
         })
         .ok()
         .flatten();
@@ -303,28 +346,75 @@ pub(crate) fn take(size: usize) -> io::Result<Stack> {
     }
 }
 
-/// Returns a stack whose coroutine has finished to this thread's pool (or
-/// unmaps it when the pool is full or the thread is exiting).
+/// Returns a stack whose coroutine has finished to this thread's pool (a
+/// batch overflows to the shared pool), or unmaps it when the pools hold
+/// [`pool_limit`] stacks or the thread is exiting.
 pub(crate) fn give(stack: Stack) {
     let limit = pool_limit();
     let mut stack = Some(stack);
     let _ = POOL.try_with(|p| {
         let mut p = p.borrow_mut();
         let size = stack.as_ref().map(|s| s.size).unwrap_or(0);
-        let idx = match p.buckets.iter().position(|(s, _)| *s == size) {
-            Some(i) => i,
-            None => {
-                p.buckets.push((size, Vec::new()));
-                p.buckets.len() - 1
-            }
-        };
-        let bucket = &mut p.buckets[idx].1;
-        bucket.truncate(limit);
-        if bucket.len() < limit {
-            bucket.push(stack.take().expect("stack given once"));
+        let local = p.bucket(size);
+        if local.len() < limit.min(LOCAL_MAX) {
+            local.push(stack.take().expect("stack given once"));
+            return;
+        }
+        if limit == 0 {
+            return;
+        }
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let to = shared.bucket(size);
+        let room = limit.saturating_sub(to.len());
+        let n = local.len().min(BATCH).min(room);
+        let start = local.len() - n;
+        to.extend(local.drain(start..));
+        if local.len() < LOCAL_MAX {
+            local.push(stack.take().expect("stack given once"));
         }
     });
     // `stack` still Some: dropped here, unmapped.
+}
+
+/// Free stacks pooled by this OS thread plus the shared pool.
+pub(crate) fn pool_len() -> usize {
+    let local: usize = POOL
+        .try_with(|p| p.borrow().buckets.iter().map(|(_, v)| v.len()).sum())
+        .unwrap_or(0);
+    let shared: usize = SHARED
+        .lock()
+        .map(|p| p.buckets.iter().map(|(_, v)| v.len()).sum())
+        .unwrap_or(0);
+    local + shared
+}
+
+/// Unmaps this thread's pooled stacks beyond [`POOL_KEEP_WHEN_IDLE`], and the
+/// shared pool's beyond the same number (called by an idle worker).
+pub(crate) fn trim_pool() {
+    let shared_surplus: Vec<Stack> = {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (_, v) in shared.buckets.iter_mut() {
+            let k = POOL_KEEP_WHEN_IDLE.min(v.len());
+            out.extend(v.drain(k..));
+        }
+        out
+    };
+    drop(shared_surplus);
+    let surplus: Vec<Stack> = POOL
+        .try_with(|p| {
+            let mut p = p.borrow_mut();
+            let mut out = Vec::new();
+            let mut keep = POOL_KEEP_WHEN_IDLE;
+            for (_, v) in p.buckets.iter_mut() {
+                let k = keep.min(v.len());
+                keep -= k;
+                out.extend(v.drain(k..));
+            }
+            out
+        })
+        .unwrap_or_default();
+    drop(surplus);
 }
 
 /// What the overflow handler needs to know about the stack the current OS

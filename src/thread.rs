@@ -271,7 +271,7 @@ where
         timed: AtomicBool::new(false),
         reason: AtomicU8::new(0),
         done: AtomicBool::new(false),
-        waiters: Mutex::new(Vec::new()),
+        waiters: Mutex::new(Default::default()),
         body: UnsafeCell::new(Body {
             co: Some(co),
             yielder: std::ptr::null(),

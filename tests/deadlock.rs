@@ -73,3 +73,21 @@ fn a_sleeper_or_an_outside_handle_is_not_a_deadlock() {
     });
     waker.join().unwrap();
 }
+
+#[test]
+fn parked_background_threads_between_runs_are_not_a_deadlock() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    // A background green thread parks with nothing to wake it — yet. No run
+    // is waiting, so the runtime's owner may still wake it with the next run.
+    let bg = rt.run(|| thread::spawn(thread::park));
+    std::thread::sleep(Duration::from_millis(400));
+    // Not killed: the next run wakes it and it finishes normally.
+    let joined = rt.run(move || {
+        bg.thread().unpark();
+        bg.join()
+    });
+    assert!(
+        joined.is_ok(),
+        "background green thread was killed: {joined:?}"
+    );
+}

@@ -287,9 +287,11 @@ fn runtime_drop_kills_stragglers_and_runs_their_destructors() {
     let rt = rt(2);
     rt.run(move || {
         for _ in 0..10 {
-            let d = d.clone();
+            // Captured, so it is dropped whether the straggler had started
+            // (unwound from its sleep) or not (dropped without running).
+            let g = SetOnDrop(d.clone());
             thread::spawn(move || {
-                let _g = SetOnDrop(d);
+                let _g = g;
                 thread::sleep(Duration::from_secs(60));
             });
         }

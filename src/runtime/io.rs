@@ -126,6 +126,12 @@ struct SlabInner {
 }
 
 impl IoSlab {
+    /// Whether no descriptor is registered (the worker may skip polling).
+    pub(crate) fn is_empty(&self) -> bool {
+        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        s.entries.len() == s.free.len()
+    }
+
     fn insert(&self, io: Arc<ScheduledIo>) -> usize {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match s.free.pop() {

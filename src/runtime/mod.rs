@@ -397,7 +397,10 @@ impl Runtime {
             .unwrap_or_else(|e| e.into_inner()) = None;
         let handle = crate::thread::spawn_in(&self.shared, Some("main".into()), None, f)
             .map_err(|e| RunError::Panicked(Box::new(e.to_string())))?;
-        match handle.join() {
+        self.shared.runs_waiting.fetch_add(1, SeqCst);
+        let joined = handle.join();
+        self.shared.runs_waiting.fetch_sub(1, SeqCst);
+        match joined {
             Ok(v) => Ok(v),
             Err(e) => {
                 let report = self

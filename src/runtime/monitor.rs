@@ -116,6 +116,7 @@ fn check_stuck(shared: &Shared, seen: &mut [Seen], threshold: Duration) {
 fn deadlocked(shared: &Shared) -> bool {
     let live = shared.live.load(SeqCst);
     live > 0
+        && shared.runs_waiting.load(SeqCst) > 0
         && !shared.shutting_down.load(SeqCst)
         && shared.parked.load(SeqCst) == live
         && shared.timed.load(SeqCst) == 0

@@ -231,8 +231,16 @@ pub(crate) fn check_cancel() {
             std::panic::resume_unwind(Box::new(KillUnwind));
         }
     }
-    let now = Instant::now();
-    if let Some(id) = with_timeouts(|t| t.take_expired(now)) {
+    // Only read the clock when a timeout scope is active: this runs on every
+    // switch.
+    let expired = with_timeouts(|t| {
+        if t.scopes.is_empty() {
+            None
+        } else {
+            t.take_expired(Instant::now())
+        }
+    });
+    if let Some(id) = expired {
         std::panic::resume_unwind(Box::new(TimeoutUnwind { id }));
     }
 }
@@ -241,7 +249,16 @@ pub(crate) fn check_cancel() {
 /// time; unwinds instead of returning when the caller is cancelled.
 pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) {
     check_cancel();
-    let deadline = min_deadline(deadline, with_timeouts(|t| t.earliest()));
+    let deadline = min_deadline(
+        deadline,
+        with_timeouts(|t| {
+            if t.scopes.is_empty() {
+                None
+            } else {
+                t.earliest()
+            }
+        }),
+    );
     match current_task_on_own_stack() {
         Some(task) if !std::thread::panicking() => park_green(task, deadline, reason),
         Some(_) | None => park_os(deadline, reason),

@@ -87,6 +87,32 @@ impl WaitReason {
     }
 }
 
+/// Who to wake when a task finishes. The first waiter (almost always the
+/// only one: the joiner) is stored inline, so joining allocates nothing.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    first: Option<Unparker>,
+    rest: Vec<Unparker>,
+}
+
+impl Waiters {
+    fn push(&mut self, u: Unparker) {
+        if self.first.is_none() {
+            self.first = Some(u);
+        } else {
+            self.rest.push(u);
+        }
+    }
+    fn wake_all(self) {
+        if let Some(u) = self.first {
+            u.unpark();
+        }
+        for u in self.rest {
+            u.unpark();
+        }
+    }
+}
+
 /// State only the task's own thread touches (see the module invariants).
 pub(crate) struct Body {
     pub(crate) co: Option<GreenCoroutine>,
@@ -119,7 +145,7 @@ pub(crate) struct Task {
     pub(crate) reason: AtomicU8,
     pub(crate) done: AtomicBool,
     /// Unparked when the task finishes.
-    pub(crate) waiters: Mutex<Vec<Unparker>>,
+    pub(crate) waiters: Mutex<Waiters>,
     pub(crate) body: UnsafeCell<Body>,
 }
 
@@ -199,8 +225,6 @@ impl Task {
             self.state.store(DONE, Release);
             std::mem::take(&mut *w)
         };
-        for u in waiters {
-            u.unpark();
-        }
+        waiters.wake_all();
     }
 }

@@ -36,6 +36,8 @@ const REGISTRY_SHARDS: usize = 32;
 const MAINTENANCE_INTERVAL: u32 = 61;
 /// At most this many new tasks run in a row while started ones wait.
 const NEW_STREAK: u32 = 16;
+/// An idle worker releases its surplus pooled stacks after this long.
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 
 /// Settings a runtime was built with.
 #[derive(Clone, Debug)]
@@ -65,12 +67,16 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) workers: Vec<WorkerShared>,
     pub(crate) injector: Injector<Arc<Task>>,
-    tasks: Vec<Mutex<HashMap<u64, Arc<Task>>>>,
+    tasks: Vec<Mutex<TaskMap>>,
     pub(crate) live: AtomicUsize,
     pub(crate) parked: AtomicUsize,
     pub(crate) timed: AtomicUsize,
     pub(crate) io_waiting: AtomicUsize,
     pub(crate) external_handles: AtomicUsize,
+    /// Threads inside `Runtime::run`/`try_run`: deadlocks are only reported
+    /// while one waits (between runs, the runtime's owner may still wake
+    /// parked green threads with its next `run`).
+    pub(crate) runs_waiting: AtomicUsize,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) stop: AtomicBool,
     pub(crate) all_done: (Mutex<()>, Condvar),
@@ -78,6 +84,27 @@ pub(crate) struct Shared {
 }
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Hashes task ids (unique sequential integers) with one multiplication
+/// instead of SipHash: the registry is on the spawn path.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type TaskMap = HashMap<u64, Arc<Task>, std::hash::BuildHasherDefault<IdHasher>>;
 
 pub(crate) fn next_task_id() -> u64 {
     NEXT_TASK_ID.fetch_add(1, Relaxed)
@@ -90,13 +117,14 @@ impl Shared {
             workers,
             injector: Injector::new(),
             tasks: (0..REGISTRY_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(TaskMap::default()))
                 .collect(),
             live: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
             timed: AtomicUsize::new(0),
             io_waiting: AtomicUsize::new(0),
             external_handles: AtomicUsize::new(0),
+            runs_waiting: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             all_done: (Mutex::new(()), Condvar::new()),
@@ -104,7 +132,7 @@ impl Shared {
         }
     }
 
-    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<Task>>> {
+    fn shard(&self, id: u64) -> &Mutex<TaskMap> {
         &self.tasks[(id as usize) % REGISTRY_SHARDS]
     }
 
@@ -199,8 +227,12 @@ impl Shared {
             .cloned()
     }
 
-    /// Blocks the calling OS thread until no task is live.
+    /// Blocks the calling OS thread until no task is live. Killed green
+    /// threads that do not reach a blocking point (a CPU loop) keep it
+    /// waiting: every 5 s it logs which ones.
     pub(crate) fn wait_all_done(&self) {
+        let start = Instant::now();
+        let mut next_report = Duration::from_secs(5);
         let mut g = self.all_done.0.lock().unwrap_or_else(|e| e.into_inner());
         while self.live.load(SeqCst) != 0 {
             g = self
@@ -209,6 +241,19 @@ impl Shared {
                 .wait_timeout(g, Duration::from_millis(100))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            if start.elapsed() >= next_report {
+                next_report += Duration::from_secs(5);
+                let names: Vec<String> = self
+                    .all_tasks()
+                    .iter()
+                    .map(|t| format!("'{}'", t.display_name()))
+                    .collect();
+                log::warn!(
+                    "greenhouse: runtime shutdown has waited {} s for killed green threads that                      have not reached a blocking point: {}",
+                    start.elapsed().as_secs(),
+                    names.join(", ")
+                );
+            }
         }
     }
 }
@@ -479,6 +524,11 @@ impl Worker<'_> {
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>) {
+        // Nothing registered and not meant to block: skip the system call.
+        if timeout == Some(Duration::ZERO) && self.ctx.shared.workers[self.ctx.index].io.is_empty()
+        {
+            return;
+        }
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 log::error!("greenhouse: worker poll failed: {e}");
@@ -503,15 +553,25 @@ impl Worker<'_> {
             me.sleeping.store(false, SeqCst);
             return;
         }
-        let timeout = self
+        let mut timeout = self
             .ctx
             .timers
             .borrow()
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
+        // Stacks pooled during a burst are released once the worker has been
+        // idle for a while (see stack::trim_pool).
+        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE;
+        if trim {
+            timeout = Some(timeout.map_or(IDLE_TRIM_AFTER, |t| t.min(IDLE_TRIM_AFTER)));
+        }
+        let slept = Instant::now();
         self.poll_io(timeout);
         self.me().sleeping.store(false, SeqCst);
-        self.maintenance(Some(Duration::ZERO));
+        let woke = self.maintenance(Some(Duration::ZERO));
+        if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
+            crate::stack::trim_pool();
+        }
     }
 
     fn run_task(&mut self, task: Arc<Task>) {
