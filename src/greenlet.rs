@@ -181,8 +181,30 @@ impl Transfer {
 /// What a child greenlet suspends to the trampoline with: "switch to this
 /// greenlet, handing it this".
 type Yield = (Rc<Inner>, Transfer);
-type Coro = Coroutine<Transfer, Yield, Transfer, stack::Stack>;
-type CoroYielder = Yielder<Transfer, Yield>;
+
+/// corosensei passes one word each way: a pointer to an `Option` slot in the
+/// frame of the side that switched, which stays suspended (so the slot stays
+/// valid and untouched) until the other side has taken the value out. The
+/// receiver takes it the moment it resumes. Single words travel in registers;
+/// the enums themselves would be copied through memory on every switch.
+type InPtr = *mut Option<Transfer>;
+type OutPtr = *mut Option<Yield>;
+type Coro = Coroutine<InPtr, OutPtr, Transfer, stack::Stack>;
+type CoroYielder = Yielder<InPtr, OutPtr>;
+
+/// Takes the value a switch handed over by pointer.
+///
+/// # Safety
+///
+/// `slot` must come from the resume or suspend that just returned: it points
+/// into the frame of the side that switched, which is suspended until this
+/// side switches again.
+#[inline(always)]
+unsafe fn take_handed<V>(slot: *mut Option<V>) -> V {
+    (*slot)
+        .take()
+        .expect("greenhouse: a switched message was received twice")
+}
 
 /// The private payload that `throw` unwinds a greenlet with. Never escapes a
 /// greenlet's entry.
@@ -439,6 +461,7 @@ impl Inner {
 
     /// The first greenlet from `this` up its parent chain that is not dead.
     /// Chains end in a main greenlet, which never dies.
+    #[inline(always)]
     fn first_live(this: &Rc<Inner>) -> Rc<Inner> {
         let mut g = this.clone();
         while g.state.get() == State::Dead {
@@ -485,16 +508,20 @@ impl Drop for Inner {
         });
         let prev = with_context(|ctx| ctx.current.replace(ghost.clone())).ok();
         ghost.state.set(State::Running);
-        let mut input = Transfer::Throw;
         loop {
+            let mut input = Some(Transfer::Throw);
             let result = {
                 let _on = OnStack::enter(ghost.stack.expect("not main"), ghost.name());
-                coro.resume(input)
+                coro.resume(&mut input)
             };
             match result {
                 // A dying greenlet's switch unwinds again or fails; it never
                 // suspends, but if it somehow did, keep unwinding.
-                CoroutineResult::Yield(_) => input = Transfer::Throw,
+                CoroutineResult::Yield(out) => {
+                    // SAFETY: `out` was just handed over by the suspend that
+                    // returned control here (see `take_handed`).
+                    drop(unsafe { take_handed(out) });
+                }
                 // Whatever it ended with (normally Exit) has nobody to go to.
                 CoroutineResult::Return(_) => break,
             }
@@ -553,7 +580,39 @@ impl fmt::Debug for ThreadState {
 }
 
 thread_local! {
-    static STATE: Cell<Option<Rc<Context>>> = const { Cell::new(None) };
+    /// The running context: a pointer owning one strong count of an
+    /// `Rc<Context>` (from `Rc::into_raw`), or null before first use. A raw
+    /// pointer in a const thread-local without a destructor makes every
+    /// access a plain thread-pointer load; `CLEANUP` releases it at thread
+    /// exit.
+    static STATE: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
+    static CLEANUP: StateCleanup = const { StateCleanup };
+}
+
+/// Drops the thread's context at thread exit (registered when the context is
+/// first made).
+struct StateCleanup;
+
+impl Drop for StateCleanup {
+    fn drop(&mut self) {
+        let p = STATE.with(|s| s.replace(std::ptr::null()));
+        // SAFETY: a non-null STATE owns one strong count (see STATE).
+        drop(unsafe { into_owned(p) });
+    }
+}
+
+/// Turns the STATE representation back into an owned `Option<Rc>`.
+///
+/// # Safety
+///
+/// `p` is null or owns one strong count of an `Rc<Context>`, which the
+/// caller takes over.
+unsafe fn into_owned(p: *const Context) -> Option<Rc<Context>> {
+    if p.is_null() {
+        None
+    } else {
+        Some(Rc::from_raw(p))
+    }
 }
 
 /// Installs `new` as the running thread's greenlet state and returns the one
@@ -561,27 +620,42 @@ thread_local! {
 /// thread; generators call it around each resume. Must not be called while a
 /// non-main greenlet of the state being replaced is running on this stack
 /// (the runtime guarantees that by checking [`stack::depth`]).
+#[inline]
 pub(crate) fn swap_thread_state(new: ThreadState) -> ThreadState {
-    match STATE.try_with(|s| s.replace(new.0)) {
-        Ok(old) => ThreadState(old),
-        // The thread is exiting: there is nothing to swap with.
-        Err(_) => ThreadState(None),
-    }
+    let new = new.0.map_or(std::ptr::null(), Rc::into_raw);
+    let old = STATE.with(|s| s.replace(new));
+    // SAFETY: STATE held `old` with one strong count, now handed to us.
+    ThreadState(unsafe { into_owned(old) })
 }
 
 /// Runs `f` with the running context, creating it on first use. Fails only
 /// while the thread's locals are being destroyed.
+#[inline(always)]
 fn with_context<R>(f: impl FnOnce(&Rc<Context>) -> R) -> Result<R, SwitchError> {
-    let ctx = STATE
-        .try_with(|s| {
-            let ctx = s.take().unwrap_or_else(Context::new);
-            s.set(Some(ctx.clone()));
-            ctx
-        })
-        .map_err(|_| SwitchError::WrongThread)?;
+    let mut p = STATE.with(|s| s.get());
+    if p.is_null() {
+        p = new_context()?;
+    }
+    // SAFETY: STATE's pointer owns a strong count, so the Rc is alive; the
+    // ManuallyDrop view borrows that count without changing it, and `f`
+    // clones it if it needs to keep it.
+    let ctx = std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(p) });
     Ok(f(&ctx))
 }
 
+#[cold]
+fn new_context() -> Result<*const Context, SwitchError> {
+    // Registering the cleanup fails once the thread's locals are being
+    // destroyed: then no context can be made.
+    CLEANUP
+        .try_with(|_| ())
+        .map_err(|_| SwitchError::WrongThread)?;
+    let p = Rc::into_raw(Context::new());
+    STATE.with(|s| s.set(p));
+    Ok(p)
+}
+
+#[inline(always)]
 fn context() -> Result<Rc<Context>, SwitchError> {
     with_context(|c| c.clone())
 }
@@ -763,8 +837,9 @@ impl Builder {
         let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
         let info = stack.info();
         let range = (stack.limit().get(), stack.base().get());
-        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: Transfer| {
-            entry(y, first, f)
+        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: InPtr| {
+            // SAFETY: the first resume hands its input like every other.
+            entry(y, unsafe { take_handed(first) }, f)
         });
         let parent = ctx.current.borrow().clone();
         let inner = Rc::new(Inner {
@@ -805,6 +880,7 @@ fn entry<T: 'static, F: FnOnce(T) -> T>(y: &CoroYielder, first: Transfer, f: F) 
 }
 
 /// Turns what a pending switch received into its result.
+#[inline(always)]
 fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
     match got {
         Transfer::Slot { ptr, ty, name } => {
@@ -841,6 +917,7 @@ fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
 
 /// Hands `transfer` to `target` (already resolved to a live greenlet of the
 /// running context) and returns what the running greenlet receives next.
+#[inline(always)]
 fn switch_to(
     ctx: &Rc<Context>,
     target: Rc<Inner>,
@@ -891,15 +968,18 @@ fn switch_to(
     // Hold no counted reference to ourselves while suspended, or the last
     // user handle could never drop us.
     drop(current);
+    let mut out = Some((target, transfer));
     // SAFETY: `yielder` was set by this greenlet's entry and points into its
     // own coroutine stack, which lives until the coroutine returns; the
     // coroutine is running (we are on its stack: checked above), so it has
-    // not returned and the yielder is the one linked to its resumer.
-    Ok(unsafe { (*yielder).suspend((target, transfer)) })
+    // not returned and the yielder is the one linked to its resumer. The
+    // input pointer comes from the resume that switched back here.
+    Ok(unsafe { take_handed((*yielder).suspend(&mut out)) })
 }
 
 /// The main greenlet's side of every switch: resumes greenlets until one
 /// switches (or its result goes) back to `main`, and returns what arrived.
+#[inline(always)]
 fn trampoline(
     ctx: &Context,
     main: &Rc<Inner>,
@@ -939,12 +1019,13 @@ fn trampoline(
                 .as_mut()
                 .expect("greenhouse: a live greenlet has a coroutine");
             let _on = OnStack::enter(target.stack.expect("not main"), target.name());
-            coro.resume(transfer)
+            let mut input = Some(transfer);
+            coro.resume(&mut input)
         };
         match result {
-            CoroutineResult::Yield((next, tr)) => {
-                target = next;
-                transfer = tr;
+            CoroutineResult::Yield(out) => {
+                // SAFETY: handed over by the suspend that just returned.
+                (target, transfer) = unsafe { take_handed(out) };
             }
             CoroutineResult::Return(outcome) => {
                 target.state.set(State::Dead);

@@ -244,10 +244,13 @@ impl Drop for Stack {
 // whole life (mapped in `map`, unmapped in `drop`); base is the top of the
 // mapping and limit its bottom, guard page included, as corosensei requires.
 unsafe impl corosensei::stack::Stack for Stack {
+    // Inlined: corosensei calls `base` on every resume.
+    #[inline]
     fn base(&self) -> StackPointer {
         StackPointer::new(self.low + page_size() + self.size).expect("stack base is non-zero")
     }
 
+    #[inline]
     fn limit(&self) -> StackPointer {
         StackPointer::new(self.low).expect("stack limit is non-zero")
     }
