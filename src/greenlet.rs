@@ -59,7 +59,8 @@
 //! type needs no boxing and no downcasting. Values travel without allocation:
 //! the sender keeps the value in an `Option<T>` on its own stack and the
 //! receiver takes it from there the moment it resumes, after checking the
-//! `TypeId`. A handle's `T` is a *view*: the greenlet itself is untyped, so
+//! `TypeId`. (A closure's return value, whose stack is gone by the time it is
+//! delivered, is boxed once.) A handle's `T` is a *view*: the greenlet itself is untyped, so
 //! [`Greenlet::cast`] gives a handle with another value type, and
 //! [`current`] and [`Greenlet::parent`] can be asked for any `T`. If a
 //! switch would hand a greenlet a type other than the one its pending
