@@ -48,10 +48,12 @@
 //!   stack. As with `Rc`, greenlets whose closures hold handles to each other
 //!   in a cycle are never dropped: break such cycles (let one of them finish,
 //!   or keep the other's handle in an `Option` you clear). For the same
-//!   reason a greenlet should not keep a handle to *itself* in a local across
-//!   a switch: `greenlet::current().parent().unwrap().switch(v)` is fine (the
-//!   temporary is gone before the switch), `let me = greenlet::current();`
-//!   held across one keeps the greenlet alive.
+//!   reason a greenlet should not keep a handle to *itself* alive across a
+//!   switch. Bind the parent first —
+//!   `let parent = greenlet::current().parent().unwrap(); parent.switch(v)` —
+//!   because in the one-line chain `greenlet::current().parent().unwrap().switch(v)`
+//!   the `current()` temporary lives until the end of the statement, across
+//!   the switch, and so does `let me = greenlet::current();`.
 //!
 //! # Values and types
 //!

@@ -254,6 +254,9 @@ where
         // SAFETY: as above.
         let locals = unsafe { me.body_mut().locals.take() };
         let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
+        // Likewise its greenlets: suspended ones unwind here.
+        let greenlets = crate::greenlet::swap_thread_state(Default::default());
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(greenlets)));
         let r = r.map_err(JoinError::from_payload);
         *p2.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     });
@@ -277,6 +280,7 @@ where
             yielder: std::ptr::null(),
             locals: crate::runtime::local::LocalMap::new(),
             timeouts: park::Timeouts::new(),
+            greenlets: Default::default(),
         }),
     });
     shared.submit(task.clone());

@@ -551,3 +551,69 @@ fn zero_workers_is_rejected() {
     let e = Runtime::builder().workers(0).build().unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// Each green thread has its own implicit main greenlet, even when several
+/// share one worker and switch between each other while greenlets are
+/// suspended.
+#[test]
+fn greenlets_inside_green_threads_are_per_green_thread() {
+    use greenhouse::greenlet::{self, Greenlet};
+    rt(1).run(|| {
+        let hs: Vec<_> = (0..20u64)
+            .map(|i| {
+                thread::spawn(move || {
+                    let main_before = greenlet::current::<u64>();
+                    let child = Greenlet::new(move |x: u64| {
+                        let parent = greenlet::current::<u64>().parent().unwrap();
+                        let y = parent.switch(x + i).unwrap();
+                        y * 2
+                    })
+                    .unwrap();
+                    let a = child.switch(100).unwrap();
+                    // Let the other green threads (and their greenlets) run.
+                    thread::sleep(Duration::from_millis(2));
+                    assert_eq!(greenlet::current::<u64>(), main_before);
+                    let b = child.switch(a).unwrap();
+                    (a, b)
+                })
+            })
+            .collect();
+        for (i, h) in hs.into_iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(h.join().unwrap(), (100 + i, (100 + i) * 2));
+        }
+    });
+}
+
+/// A green thread that ends with a greenlet still suspended unwinds it (its
+/// destructors run), and the next green thread on the worker starts with a
+/// fresh main greenlet.
+#[test]
+fn suspended_greenlets_unwind_when_their_green_thread_ends() {
+    use greenhouse::greenlet::{self, Greenlet};
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    rt(1).run(move || {
+        thread::spawn(move || {
+            let child = Greenlet::new(move |_: ()| {
+                let _g = SetOnDrop(d);
+                // Bind the parent first: a `current()` temporary would keep
+                // this greenlet alive across the switch.
+                let parent = greenlet::current::<()>().parent().unwrap();
+                parent.switch(()).unwrap();
+                unreachable!("never resumed");
+            })
+            .unwrap();
+            child.switch(()).unwrap();
+            // `child` is dropped here, suspended.
+        })
+        .join()
+        .unwrap();
+        let fresh = thread::spawn(|| {
+            let me = greenlet::current::<()>();
+            (me.is_main(), me.parent().is_none())
+        });
+        assert_eq!(fresh.join().unwrap(), (true, true));
+    });
+    assert_eq!(dropped.load(SeqCst), 1);
+}

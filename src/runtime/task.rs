@@ -122,6 +122,9 @@ pub(crate) struct Body {
     pub(crate) locals: super::local::LocalMap,
     /// Active `timeout` scopes, innermost last.
     pub(crate) timeouts: super::park::Timeouts,
+    /// This green thread's greenlets (its own implicit main greenlet, the
+    /// current one); swapped into the OS thread while it runs.
+    pub(crate) greenlets: crate::greenlet::ThreadState,
 }
 
 pub(crate) struct Task {

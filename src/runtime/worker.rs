@@ -600,12 +600,18 @@ impl Worker<'_> {
         let me = &shared.workers[ctx.index];
         me.switches.store(me.switches.load(Relaxed) + 1, Relaxed);
         me.running.store(task.id, Relaxed);
+        // SAFETY: owner worker, task not running (as above).
+        let greenlets = std::mem::take(unsafe { &mut task.body_mut().greenlets });
+        let outer = crate::greenlet::swap_thread_state(greenlets);
         let result = {
             let _enter = EnterTask::new(&task);
             let name = task.name.as_deref().unwrap_or("<unnamed>");
             let _stack = OnStack::enter(task.stack_info, name);
             co.resume(())
         };
+        let greenlets = crate::greenlet::swap_thread_state(outer);
+        // SAFETY: the task has suspended or finished; the worker owns it.
+        unsafe { task.body_mut().greenlets = greenlets };
         me.running.store(0, Relaxed);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
