@@ -30,11 +30,15 @@
 //!   sockets, the blocking pool, the monitor.
 //! - [`thread`]: green threads shaped like `std::thread`.
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
+//! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
+//!   descriptor, a cooperative stdin.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
 pub mod generator;
 pub mod greenlet;
+pub mod io;
+pub mod net;
 pub mod runtime;
 pub mod stack;
 pub(crate) mod sys;

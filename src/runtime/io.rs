@@ -14,10 +14,6 @@
 //! Outside green threads the same operations wait with `poll(2)` on the one
 //! descriptor, so every green I/O type also works from plain OS threads.
 
-// Until the green socket types (greenhouse::net) land on main, nothing
-// outside this module uses it yet.
-#![allow(dead_code)]
-
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
@@ -207,11 +203,6 @@ impl IoSource {
             fd,
             reg: OnceLock::new(),
         }
-    }
-
-    /// The descriptor.
-    pub(crate) fn fd(&self) -> RawFd {
-        self.fd
     }
 
     /// Registers with the current worker's poll if not yet registered.
