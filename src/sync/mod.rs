@@ -29,7 +29,26 @@
 //! });
 //! ```
 
+mod async_result;
+mod barrier;
+mod condvar;
+mod event;
+mod mutex;
+mod reentrant;
+mod rwlock;
 mod semaphore;
+mod wait_group;
 pub(crate) mod waiters;
 
+pub use async_result::AsyncResult;
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use event::Event;
+pub use mutex::{Mutex, MutexGuard};
+pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{BoundedSemaphore, OverReleaseError, Semaphore, SemaphoreGuard};
+/// std's lock error types, used unchanged so code moving from `std::sync`
+/// keeps its error handling.
+pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+pub use wait_group::WaitGroup;

@@ -402,6 +402,11 @@ impl Claimed {
 /// because its caller is unwinding: hand it on. Runs under the lock.
 pub(crate) trait OnCancel<S> {
     fn on_cancel(&mut self, state: &mut S, node: &Node, token: usize, wakes: &mut Wakes);
+
+    /// The waiter left its queue without a token (deadline or unwinding),
+    /// under the same lock: undo what enqueueing counted (a barrier's
+    /// arrival).
+    fn on_leave(&mut self, _state: &mut S) {}
 }
 
 impl<S, F: FnMut(&mut S, &Node, usize, &mut Wakes)> OnCancel<S> for F {
@@ -424,7 +429,7 @@ impl<S> OnCancel<S> for NoHandOff {
 pub(crate) struct Waiter<'a, S, C: OnCancel<S>> {
     lock: &'a Mutex<S>,
     queue: fn(&mut S) -> &mut WaitQueue,
-    on_cancel: C,
+    on_cancel: UnsafeCell<C>,
     /// Linked and its token not yet consumed by the caller.
     armed: Cell<bool>,
     node: Node,
@@ -442,7 +447,7 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
         Waiter {
             lock,
             queue,
-            on_cancel,
+            on_cancel: UnsafeCell::new(on_cancel),
             armed: Cell::new(false),
             node: Node::new(tag),
         }
@@ -508,6 +513,9 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
         let mut s = lock(self.lock);
         self.armed.set(false);
         if (self.queue)(&mut s).remove(&self.node) {
+            // SAFETY: `on_cancel` is only otherwise used by `drop`, which
+            // needs `&mut self`; we are in a `&self` method, so not in it.
+            unsafe { (*self.on_cancel.get()).on_leave(&mut s) };
             None
         } else {
             // Unlinked by a waker, who set the token before releasing the
@@ -535,14 +543,16 @@ impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
         let mut wakes = Wakes::new();
         {
             let mut s = lock(self.lock);
-            if !(self.queue)(&mut s).remove(&self.node) {
+            let on_cancel = self.on_cancel.get_mut();
+            if (self.queue)(&mut s).remove(&self.node) {
+                on_cancel.on_leave(&mut s);
+            } else {
                 // Unlinked by a waker (who set the token before releasing the
                 // lock), or, for a select node, dropped because its select
                 // was decided elsewhere (no token, nothing to hand on).
                 let token = self.node.token();
                 if token != 0 {
-                    self.on_cancel
-                        .on_cancel(&mut s, &self.node, token, &mut wakes);
+                    on_cancel.on_cancel(&mut s, &self.node, token, &mut wakes);
                 }
             }
         }
