@@ -466,6 +466,67 @@ fn dropping_a_greenlet_from_inside_another_unwinds_it() {
     assert_eq!(counter.live(), 0);
 }
 
+/// Builds a greenlet X that, once started, is referenced by nothing but the
+/// switch machinery, and then switches `Some(value)` to `to` (or to the main
+/// greenlet). X is started by the return of a greenlet D whose parent it is;
+/// X then moves D to another parent, so D no longer keeps it alive.
+fn run_unreferenced_sender(
+    counter: &Counter,
+    to: Option<Greenlet<Option<Tracked>>>,
+) -> Option<Tracked> {
+    type Slot = Rc<RefCell<Option<Greenlet<Option<Tracked>>>>>;
+    let main = greenlet::current::<Option<Tracked>>();
+    let d_slot: Slot = Default::default();
+    let (ds, c, m) = (d_slot.clone(), counter.clone(), main.clone());
+    let x = Greenlet::new(move |_: Option<Tracked>| {
+        let d = ds.borrow_mut().take().unwrap();
+        d.set_parent(&m).unwrap();
+        drop(d);
+        let _local = c.make();
+        let to = to.unwrap_or(m);
+        to.switch(Some(c.make())).unwrap();
+        unreachable!("X is unwound, never resumed");
+    })
+    .unwrap();
+    let d = Greenlet::new(|v: Option<Tracked>| v).unwrap();
+    d.set_parent(&x).unwrap();
+    drop(x);
+    *d_slot.borrow_mut() = Some(d.clone());
+    d.switch(None).unwrap()
+}
+
+#[test]
+fn a_sender_kept_only_by_the_switch_lives_until_main_took_its_value() {
+    // The switched value waits on the sender's stack until the receiver
+    // takes it; the sender must not be unwound (dropping that value) first.
+    let counter = Counter::new();
+    let got = run_unreferenced_sender(&counter, None);
+    assert!(got.is_some());
+    assert_eq!(counter.live(), 1, "X was unwound, its value arrived once");
+    drop(got);
+    assert_eq!(counter.live(), 0);
+}
+
+#[test]
+fn a_sender_kept_only_by_the_switch_lives_until_a_sibling_took_its_value() {
+    let counter = Counter::new();
+    let received = Rc::new(RefCell::new(None));
+    let r = received.clone();
+    let y = Greenlet::new(move |v: Option<Tracked>| {
+        *r.borrow_mut() = Some(v);
+        None
+    })
+    .unwrap();
+    let back = run_unreferenced_sender(&counter, Some(y.clone()));
+    assert!(back.is_none(), "y's return value (None) came back");
+    assert!(y.is_dead());
+    let got = received.borrow_mut().take().expect("y ran");
+    assert!(got.is_some());
+    assert_eq!(counter.live(), 1, "X was unwound, its value arrived once");
+    drop(got);
+    assert_eq!(counter.live(), 0);
+}
+
 // 9. State is observable.
 
 #[test]
