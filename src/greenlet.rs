@@ -502,8 +502,11 @@ struct Inner {
     awaiting: Cell<TypeId>,
     awaiting_name: Cell<fn() -> &'static str>,
     /// Set by a suspending child: the greenlet the trampoline must switch to
-    /// next. Taken by the trampoline as soon as the child has suspended.
-    next: Cell<Option<Rc<Inner>>>,
+    /// next. Not counted: the child's `switch` borrows a handle to it (or to
+    /// a dead descendant, whose parent chain owns it) while suspended, and
+    /// the trampoline reads it (and counts it, unless it is the main
+    /// greenlet) the moment the child has suspended.
+    next: Cell<*const Inner>,
     /// Being unwound because its last handle was dropped.
     dying: bool,
 }
@@ -573,7 +576,7 @@ impl Drop for Inner {
             name: self.name.take(),
             awaiting: Cell::new(self.awaiting.get()),
             awaiting_name: Cell::new(self.awaiting_name.get()),
-            next: Cell::new(None),
+            next: Cell::new(ptr::null()),
             dying: true,
         });
         // It is current in whichever context runs the drop, so that a switch
@@ -591,7 +594,6 @@ impl Drop for Inner {
                 // A dying greenlet's switch unwinds again or fails; it never
                 // suspends, but if it somehow did, keep unwinding.
                 CoroutineResult::Yield(out) => {
-                    drop(ghost.next.take());
                     drop(out);
                 }
                 // Whatever it ended with (normally Exit) has nobody to go to.
@@ -633,7 +635,7 @@ impl Context {
             name: Some("<main greenlet>".into()),
             awaiting: Cell::new(TypeId::of::<()>()),
             awaiting_name: Cell::new(type_name::<()>),
-            next: Cell::new(None),
+            next: Cell::new(ptr::null()),
             dying: false,
         });
         Rc::new(Context {
@@ -1001,7 +1003,7 @@ impl Builder {
             name,
             awaiting: Cell::new(TypeId::of::<T>()),
             awaiting_name: Cell::new(type_name::<T>),
-            next: Cell::new(None),
+            next: Cell::new(ptr::null()),
             dying: false,
         });
         Ok(Greenlet::from_inner(inner))
@@ -1086,7 +1088,8 @@ fn on_own_stack(current: &Inner) -> bool {
 }
 
 /// Hands `transfer` from the running greenlet `current` to `target`, a
-/// different live greenlet of the running context `ctx`, and returns what
+/// different live greenlet of the running context `ctx` that the caller
+/// keeps alive for the call, and returns what
 /// `current`, which waits for a `T`, receives when it is next switched to.
 ///
 /// Cannot fail: the callers have checked everything that could refuse the
@@ -1105,18 +1108,18 @@ fn on_own_stack(current: &Inner) -> bool {
 fn hand_over<T: 'static>(
     ctx: &Context,
     current: &Inner,
-    target: Rc<Inner>,
+    target: &Inner,
     transfer: Transfer,
 ) -> Result<T, SwitchError> {
     current.awaiting.set(TypeId::of::<T>());
     current.awaiting_name.set(type_name::<T>);
     if current.is_main() {
-        return trampoline(ctx, target, transfer);
+        return main_switch(ctx, target, transfer);
     }
     // A child: suspend to the trampoline with "go to `target`".
     let yielder = current.yielder.get();
     current.state.set(State::Suspended);
-    current.next.set(Some(target));
+    current.next.set(target);
     // SAFETY: `yielder` was set by this greenlet's entry and points into its
     // own coroutine stack, which lives until the coroutine returns; the
     // coroutine is running (the caller checked that we are on its stack), so
@@ -1144,26 +1147,116 @@ fn type_mismatch<T>(target: &Inner) -> SwitchError {
     }
 }
 
-/// The main greenlet's side of every switch: resumes greenlets until one
-/// switches (or its result goes) back to the main greenlet, and returns
-/// what arrived.
-///
-/// The main ↔ child ping-pong takes the shortest way through: a value needs
-/// no checks here (its sender checked the type) and a value for the main
-/// greenlet is received right after the resume.
+/// A counted handle to a greenlet known only by reference.
+#[inline(always)]
+fn counted(g: &Inner) -> Rc<Inner> {
+    let p: *const Inner = g;
+    // SAFETY: every Inner lives in an Rc (they are only made by `Rc::new`);
+    // the new count is handed to the returned Rc.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Rc::from_raw(p)
+    }
+}
+
+/// Resumes `target` (a live, non-main greenlet of `ctx`, whose main
+/// greenlet is running) with `transfer` until it suspends or returns, with
+/// `current` and both states kept right.
+#[inline(always)]
+fn resume(
+    ctx: &Context,
+    target: &Inner,
+    transfer: Transfer,
+) -> CoroutineResult<Transfer, Transfer> {
+    let main = &*ctx.main;
+    main.state.set(State::Suspended);
+    ctx.current.set(target);
+    target.state.set(State::Running);
+    let result = {
+        let mut coro = target.coro.borrow_mut();
+        let coro = coro
+            .as_mut()
+            .expect("greenhouse: a live greenlet has a coroutine");
+        let record = target.record.as_ref().expect("not main");
+        let _on = OnRecord::enter(record);
+        coro.resume(transfer)
+    };
+    ctx.current.set(main);
+    main.state.set(State::Running);
+    result
+}
+
+/// Marks `target`, whose coroutine just returned, dead, frees its stack and
+/// returns where its result goes: its first live ancestor.
+fn finished(target: &Inner) -> Rc<Inner> {
+    target.state.set(State::Dead);
+    if let Some(coro) = target.coro.borrow_mut().take() {
+        stack::give(coro.into_stack());
+    }
+    let parent = target.parent.borrow().clone();
+    match parent {
+        Some(p) => Inner::first_live(&p),
+        None => counted(target),
+    }
+}
+
+/// The main greenlet's side of a switch to `target` (kept alive by the
+/// caller). The common ping-pong — a value to a child that answers the main
+/// greenlet with a value — is one resume with no reference counting; all
+/// else continues in [`trampoline`].
+#[inline(always)]
+fn main_switch<T: 'static>(
+    ctx: &Context,
+    target: &Inner,
+    transfer: Transfer,
+) -> Result<T, SwitchError> {
+    if !transfer.is_value() {
+        return trampoline(ctx, counted(target), transfer, None);
+    }
+    // A value: its sender (the caller) checked the type; start or resume.
+    match resume(ctx, target, transfer) {
+        CoroutineResult::Yield(tr) => {
+            let next = target.next.get();
+            if ptr::eq(next, Rc::as_ptr(&ctx.main)) {
+                if !tr.is_value() {
+                    return receive_other(tr);
+                }
+                // SAFETY: as in `receive`; the sender, `target`, is alive
+                // (the caller keeps it).
+                return Ok(unsafe { tr.take_value::<T>() });
+            }
+            // SAFETY: `next` was set by `target` as it suspended (see the
+            // field); nothing ran since.
+            let next = counted(unsafe { &*next });
+            trampoline(ctx, next, tr, Some(counted(target)))
+        }
+        CoroutineResult::Return(outcome) => {
+            let parent = finished(target);
+            if Rc::ptr_eq(&parent, &ctx.main) {
+                return receive(outcome);
+            }
+            trampoline(ctx, parent, outcome, None)
+        }
+    }
+}
+
+/// The main greenlet's side of every switch that is not the plain
+/// ping-pong: resumes greenlets until one switches (or its result goes) back
+/// to the main greenlet, and returns what arrived. `sender`, if any, is the
+/// greenlet whose switched value `transfer` is (kept alive until taken).
 #[inline(never)]
 fn trampoline<T: 'static>(
     ctx: &Context,
     mut target: Rc<Inner>,
     mut transfer: Transfer,
+    mut sender: Option<Rc<Inner>>,
 ) -> Result<T, SwitchError> {
     // Children's code runs from here: keep the context alive whatever it
     // does.
     let ctx_rc = ctx.counted();
     let main = &ctx.main;
-    // A greenlet that switched to another is kept alive until that one has
-    // taken the value, which sits on the sender's stack.
-    let mut sender: Option<Rc<Inner>> = None;
+    // A greenlet that switched to another is kept alive (in `sender`) until
+    // that one has taken the value, which sits on the sender's stack.
     loop {
         if !transfer.is_value() {
             match prepare_unusual(target, transfer) {
@@ -1179,30 +1272,13 @@ fn trampoline<T: 'static>(
                 }
             }
         }
-        main.state.set(State::Suspended);
-        ctx.current.set(Rc::as_ptr(&target));
-        target.state.set(State::Running);
-        let result = {
-            let mut coro = target.coro.borrow_mut();
-            let coro = coro
-                .as_mut()
-                .expect("greenhouse: a live greenlet has a coroutine");
-            let record = target.record.as_ref().expect("not main");
-            let _on = OnRecord::enter(record);
-            coro.resume(transfer)
-        };
-        ctx.current.set(Rc::as_ptr(main));
-        main.state.set(State::Running);
+        let result = resume(ctx, &target, transfer);
         // `target` has taken its value: its sender may go.
         drop(sender.take());
         match result {
             CoroutineResult::Yield(tr) => {
-                let next = target
-                    .next
-                    .take()
-                    .expect("greenhouse: a suspending greenlet names its target");
-                if Rc::ptr_eq(&next, main) {
-                    drop(next);
+                let next = target.next.get();
+                if ptr::eq(next, Rc::as_ptr(main)) {
                     if !tr.is_value() {
                         drop(target);
                         drop(ctx_rc);
@@ -1217,16 +1293,15 @@ fn trampoline<T: 'static>(
                     drop(ctx_rc);
                     return Ok(value);
                 }
+                // SAFETY: `next` was set by `target` as it suspended (see
+                // the field); nothing ran since.
+                let next = counted(unsafe { &*next });
                 sender = Some(mem::replace(&mut target, next));
                 transfer = tr;
             }
             CoroutineResult::Return(outcome) => {
-                target.state.set(State::Dead);
-                if let Some(coro) = target.coro.borrow_mut().take() {
-                    stack::give(coro.into_stack());
-                }
                 transfer = outcome;
-                target = Inner::first_live(&Inner::parent_or_self(&target));
+                target = finished(&target);
                 if Rc::ptr_eq(&target, main) {
                     drop(ctx_rc);
                     return receive(transfer);
@@ -1362,12 +1437,20 @@ impl<T: 'static> Greenlet<T> {
         if current.dying {
             return dying_switch();
         }
-        let target = Inner::first_live(&self.inner);
-        if ptr::eq(current, &*target) {
+        // `self` keeps its greenlet alive for the call; an ancestor of a
+        // dead one is kept by `ancestor`.
+        let ancestor;
+        let target: &Inner = if self.inner.state.get() != State::Dead {
+            &self.inner
+        } else {
+            ancestor = Inner::first_live(&self.inner);
+            &ancestor
+        };
+        if ptr::eq(current, target) {
             return Ok(value);
         }
         if target.awaiting.get() != TypeId::of::<T>() {
-            return Err(type_mismatch::<T>(&target));
+            return Err(type_mismatch::<T>(target));
         }
         if !on_own_stack(current) {
             return Err(SwitchError::ForeignStack);
@@ -1437,7 +1520,7 @@ impl<T: 'static> Greenlet<T> {
         if !on_own_stack(current) {
             return Err(SwitchError::ForeignStack);
         }
-        hand_over(ctx, current, target, transfer)
+        hand_over(ctx, current, &target, transfer)
     }
 
     /// Kills this greenlet: like [`throw`](Self::throw), but reports the

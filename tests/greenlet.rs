@@ -231,6 +231,50 @@ fn switching_to_a_dead_greenlet_goes_to_its_first_live_ancestor() {
     assert_eq!(leaf.switch(9).unwrap(), 9);
 }
 
+#[test]
+fn the_live_ancestor_of_a_dead_target_is_kept_alive_while_it_runs() {
+    // `dead`'s parent link is the only thing that refers to `ancestor`; the
+    // ancestor cuts that link while it runs. It must stay alive until it
+    // has switched away, from main and from a child alike.
+    for from_child in [false, true] {
+        let counter = Counter::new();
+        let dead_slot: Rc<RefCell<Option<Greenlet<i32>>>> = Default::default();
+        let (ds, c) = (dead_slot.clone(), counter.clone());
+        let main = greenlet::current::<i32>();
+        let m = main.clone();
+        let ancestor = Greenlet::new(move |first: i32| {
+            let _local = c.make();
+            let v = m.switch(first).unwrap();
+            // Cut the link that keeps us alive, then answer.
+            ds.borrow().as_ref().unwrap().set_parent(&m).unwrap();
+            m.switch(v * 10).unwrap()
+        })
+        .unwrap();
+        assert_eq!(ancestor.switch(0).unwrap(), 0);
+        let dead = Greenlet::new(|x: i32| x).unwrap();
+        dead.set_parent(&main).unwrap();
+        assert_eq!(dead.switch(5).unwrap(), 5);
+        dead.set_parent(&ancestor).unwrap();
+        *dead_slot.borrow_mut() = Some(dead.clone());
+        drop(ancestor);
+        assert_eq!(counter.live(), 1, "the ancestor lives on through `dead`");
+        let got = if from_child {
+            let d = dead.clone();
+            let child = Greenlet::new(move |v: i32| d.switch(v).unwrap()).unwrap();
+            child.switch(4).unwrap()
+        } else {
+            dead.switch(4).unwrap()
+        };
+        assert_eq!(got, 40);
+        assert_eq!(
+            counter.live(),
+            0,
+            "the ancestor was unwound once unreferenced"
+        );
+        dead_slot.borrow_mut().take();
+    }
+}
+
 // 5. throw() and kill().
 
 #[test]
