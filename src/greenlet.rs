@@ -186,7 +186,9 @@ impl Transfer {
     /// Hands over the value in `slot`, which the receiver moves out.
     #[inline(always)]
     fn value<T>(slot: &mut ValueSlot<T>) -> Transfer {
-        Transfer(slot as *mut ValueSlot<T> as usize)
+        let addr = slot as *mut ValueSlot<T> as usize;
+        debug_assert!(addr & 1 == 0, "value slots are 8-aligned");
+        Transfer(addr)
     }
 
     fn throw() -> Transfer {

@@ -121,12 +121,17 @@ pub fn set_pool_limit(stacks_per_thread: usize) {
     POOL_LIMIT.store(stacks_per_thread, Ordering::Relaxed);
 }
 
-/// Returns how many free stacks each OS thread keeps for reuse.
+/// Returns how many free stacks are kept for reuse (see
+/// [`set_pool_limit`]).
 ///
 /// # Example
 ///
 /// ```
-/// assert!(greenhouse::stack::pool_limit() <= usize::MAX);
+/// use greenhouse::stack;
+/// let saved = stack::pool_limit();
+/// stack::set_pool_limit(64);
+/// assert_eq!(stack::pool_limit(), 64);
+/// stack::set_pool_limit(saved);
 /// ```
 pub fn pool_limit() -> usize {
     POOL_LIMIT.load(Ordering::Relaxed)
@@ -277,6 +282,18 @@ fn map_error(err: io::Error, size: usize) -> io::Error {
     let maps = std::fs::read_to_string("/proc/self/maps")
         .map(|s| s.lines().count())
         .ok();
+    out_of_memory_error(&err, size, max_maps, maps)
+}
+
+/// The error for an `ENOMEM` from mapping a `size`-byte stack, given the
+/// map limit and the maps in use (when readable): the map limit when the
+/// process is at it, else memory or address space.
+fn out_of_memory_error(
+    err: &io::Error,
+    size: usize,
+    max_maps: Option<usize>,
+    maps: Option<usize>,
+) -> io::Error {
     let msg = match (max_maps, maps) {
         (Some(max), Some(now)) if now + 64 >= max => format!(
             "greenhouse: cannot map a new green stack: the per-process memory-map limit \
@@ -757,6 +774,33 @@ mod tests {
             .find(|l| l.starts_with(&format!("{lo:x}-{hi:x}")))
             .expect("guard page has its own map entry");
         assert!(line.contains("---p"), "guard page is not PROT_NONE: {line}");
+    }
+
+    #[test]
+    fn refused_mapping_names_the_map_limit_when_the_process_is_at_it() {
+        let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
+        let e = out_of_memory_error(&enomem, 65536, Some(65530), Some(65500));
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        let msg = e.to_string();
+        assert!(msg.contains("vm.max_map_count = 65530"), "{msg}");
+        assert!(msg.contains("sysctl -w vm.max_map_count=262144"), "{msg}");
+        assert!(msg.contains("two"), "says each stack takes two maps: {msg}");
+    }
+
+    #[test]
+    fn refused_mapping_below_the_map_limit_names_memory_and_address_space() {
+        let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
+        for (max, now) in [(Some(1 << 20), Some(1000)), (None, None)] {
+            let e = out_of_memory_error(&enomem, 65536, max, now);
+            assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+            let msg = e.to_string();
+            assert!(msg.contains("65536-byte"), "{msg}");
+            assert!(
+                msg.contains("ulimit -v") && msg.contains("RLIMIT_AS"),
+                "{msg}"
+            );
+            assert!(!msg.contains("max_map_count ="), "{msg}");
+        }
     }
 
     #[test]

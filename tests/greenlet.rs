@@ -425,6 +425,48 @@ fn each_os_thread_has_its_own_main_greenlet() {
     assert!(greenlet::current::<i32>() == here);
 }
 
+#[test]
+fn a_handle_carried_to_another_green_thread_is_refused() {
+    // Rules 6 and 8 across green threads: two green threads on one OS
+    // thread share its thread-locals, so a handle can be carried from one to
+    // the other; using it there is refused and changes nothing.
+    use greenhouse::runtime::Runtime;
+    use greenhouse::thread;
+    thread_local! {
+        static CARRIED: RefCell<Option<Greenlet<i32>>> = const { RefCell::new(None) };
+    }
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (switched, parented, after) = rt.run(|| {
+        thread::spawn(|| {
+            let g = Greenlet::new(|x: i32| x + 1).unwrap();
+            CARRIED.with(|c| *c.borrow_mut() = Some(g.clone()));
+            // Another green thread on this worker (one worker: same OS
+            // thread) tries to use it while its owner waits.
+            let (switched, parented) = thread::spawn(|| {
+                let carried = CARRIED.with(|c| c.borrow_mut().take()).unwrap();
+                let switched = carried.switch(1);
+                let mine = Greenlet::new(|x: i32| x).unwrap();
+                let parented = mine.set_parent(&carried);
+                let threw = carried.throw();
+                assert!(matches!(threw, Err(SwitchError::WrongThread)));
+                (matches!(switched, Err(SwitchError::WrongThread)), parented)
+            })
+            .join()
+            .unwrap();
+            // Its owner still switches it normally.
+            (switched, parented, g.switch(41).unwrap())
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(
+        switched,
+        "switch from another green thread must be WrongThread"
+    );
+    assert_eq!(parented, Err(ParentError::WrongThread));
+    assert_eq!(after, 42);
+}
+
 // 7. Dropping the last handle to a suspended greenlet unwinds it.
 
 #[test]
