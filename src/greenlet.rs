@@ -588,10 +588,7 @@ impl Drop for Inner {
         ghost.state.set(State::Running);
         let record = ghost.record.expect("not main");
         loop {
-            let result = {
-                let _on = OnRecord::enter(&record);
-                coro.resume(Transfer::throw())
-            };
+            let result = resume_on_stack(&mut coro, &record, Transfer::throw());
             match result {
                 // A dying greenlet's switch unwinds again or fails; it never
                 // suspends, but if it somehow did, keep unwinding.
@@ -1179,13 +1176,24 @@ fn resume(
         let coro = coro
             .as_mut()
             .expect("greenhouse: a live greenlet has a coroutine");
-        let record = target.record.as_ref().expect("not main");
-        let _on = OnRecord::enter(record);
-        coro.resume(transfer)
+        resume_on_stack(coro, target.record.as_ref().expect("not main"), transfer)
     };
     ctx.current.set(main);
     main.state.set(State::Running);
     result
+}
+
+/// Resumes a greenlet's coroutine with its stack recorded as the running
+/// one. The only caller of corosensei's `resume` for greenlets: with one
+/// call site, the compiler inlines it here.
+#[inline(never)]
+fn resume_on_stack(
+    coro: &mut Coro,
+    record: &StackRecord,
+    transfer: Transfer,
+) -> CoroutineResult<Transfer, Transfer> {
+    let _on = OnRecord::enter(record);
+    coro.resume(transfer)
 }
 
 /// Marks `target`, whose coroutine just returned, dead, frees its stack and
