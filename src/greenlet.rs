@@ -59,10 +59,11 @@
 //!
 //! A `Greenlet<T>` handle sends and receives `T`: the common ping-pong of one
 //! type needs no boxing and no downcasting. Values travel without allocation:
-//! the sender keeps the value in an `Option<T>` on its own stack and the
-//! receiver takes it from there the moment it resumes, after checking the
-//! `TypeId`. (A closure's return value, whose stack is gone by the time it is
-//! delivered, is boxed once.) A handle's `T` is a *view*: the greenlet itself is untyped, so
+//! the sender checks that the receiver waits for a `T`, leaves the value on
+//! its own stack and hands over its address; the receiver moves it out the
+//! moment it resumes. (A closure's return value, whose stack is gone by the
+//! time it is delivered, is boxed once.) A handle's `T` is a *view*: the
+//! greenlet itself is untyped, so
 //! [`Greenlet::cast`] gives a handle with another value type, and
 //! [`current`] and [`Greenlet::parent`] can be asked for any `T`. If a
 //! switch would hand a greenlet a type other than the one its pending
@@ -109,6 +110,19 @@
 //! resume. Every greenlet except the running one and the main one is therefore
 //! suspended in exactly one place, its `switch`, which is where values arrive
 //! and where `throw` unwinds it.
+//!
+//! The main ↔ child ping-pong has a short way through the trampoline: the
+//! main greenlet resumes the handle's greenlet directly (the handle keeps it
+//! alive, so nothing is reference-counted) and receives a value switched
+//! back to it right after the resume. What a switch hands over is one
+//! machine word (the address of the value on the sender's stack, or a
+//! boxed ending such as a return value or a panic), which corosensei passes
+//! in a register. `switch` is `#[inline]` so that a child's suspend usually
+//! sits in the calling code: corosensei resumes with a `call` and suspends
+//! with the matching `ret`, and a suspend inside a function of its own would
+//! be followed by a return the CPU's return predictor never saw the call
+//! for. A greenlet that switched a value to another is kept alive until the
+//! value has been taken.
 //!
 //! Unwinding (`throw`, `kill`, drop) resumes the target with a "throw" input;
 //! its pending `switch` calls `std::panic::resume_unwind` with a private
