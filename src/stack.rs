@@ -451,6 +451,7 @@ thread_local! {
 /// thread's own stack, 1 inside a green thread, greenlet or generator, 2 inside
 /// a greenlet or generator resumed from one of those, and so on. The hub uses
 /// it to tell a green thread's own stack from a coroutine nested in it.
+#[inline]
 pub(crate) fn depth() -> usize {
     DEPTH.with(|d| d.get())
 }
@@ -466,6 +467,7 @@ impl OnStack {
     /// Marks the stack described by `info` as the current one: call it just
     /// before resuming a coroutine and drop the result when the resume
     /// returns. `name` must stay valid (not be freed or moved) until then.
+    #[inline]
     pub(crate) fn enter(info: StackInfo, name: &str) -> OnStack {
         install_overflow_handler();
         ensure_altstack();
@@ -483,6 +485,7 @@ impl OnStack {
 }
 
 impl Drop for OnStack {
+    #[inline]
     fn drop(&mut self) {
         RUNNING.with(|r| r.set(self.prev));
         DEPTH.with(|d| d.set(d.get() - 1));
@@ -549,10 +552,15 @@ thread_local! {
 /// A signal raised by a fault on a green stack's guard page can only be
 /// handled on an alternate signal stack. std gives its own threads one; a
 /// thread made some other way gets one here.
+#[inline]
 fn ensure_altstack() {
-    if ALTSTACK_CHECKED.with(|c| c.replace(true)) {
-        return;
+    if !ALTSTACK_CHECKED.with(|c| c.replace(true)) {
+        make_altstack();
     }
+}
+
+#[cold]
+fn make_altstack() {
     // SAFETY: querying with a null new-stack pointer only writes `cur`.
     let mut cur: libc::stack_t = unsafe { std::mem::zeroed() };
     unsafe { libc::sigaltstack(ptr::null(), &mut cur) };
