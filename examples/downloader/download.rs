@@ -230,7 +230,7 @@ pub fn download_all(
         }
         RunMode::Green => {
             let (j, timeout) = (job.clone(), opts.timeout);
-            Green::enter(move || run_concurrently::<Green>(j, http::green_agent(timeout)))?;
+            Green::enter(move || green_per_url(j, http::green_agent(timeout)))?;
         }
     }
     let job = Arc::try_unwrap(job).map_err(|_| io::Error::other("a download is still running"))?;
@@ -258,25 +258,63 @@ struct Job {
 }
 
 impl Job {
-    /// Takes URLs off the list until none is left: each worker of every mode
-    /// runs this same loop.
+    /// Downloads URL `i` and records the outcome: the per-URL code of every
+    /// mode.
+    fn run_one(&self, agent: &ureq::Agent, i: usize) {
+        let url = &self.urls[i];
+        let r = fetch(agent, url, &self.opts.out_dir, &self.names, &self.progress);
+        if let Err(e) = &r {
+            if self.opts.report_failures {
+                self.progress.suspend(|| eprintln!("FAILED {url}: {e}"));
+            }
+        }
+        self.results.lock().unwrap()[i] = Some(r);
+    }
+
+    /// Takes URLs off the list until none is left (the sequential loop, and
+    /// each OS thread's).
     fn work(&self, agent: &ureq::Agent) {
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(url) = self.urls.get(i) else { return };
-            let r = fetch(agent, url, &self.opts.out_dir, &self.names, &self.progress);
-            if let Err(e) = &r {
-                if self.opts.report_failures {
-                    self.progress.suspend(|| eprintln!("FAILED {url}: {e}"));
-                }
+            if i >= self.urls.len() {
+                return;
             }
-            self.results.lock().unwrap()[i] = Some(r);
+            self.run_one(agent, i);
         }
     }
 }
 
-/// Spawns `min(concurrency, urls)` threads of mode `M`, each running
-/// [`Job::work`], and joins them.
+/// One green thread per URL; with a concurrency cap, spawned through a
+/// `greenhouse::pool::Pool` of that size (gevent's `Pool`: `spawn` waits
+/// while the pool is full).
+fn green_per_url(job: Arc<Job>, agent: ureq::Agent) -> io::Result<()> {
+    let n = job.urls.len();
+    let spawn = |i: usize| {
+        let (job, agent) = (job.clone(), agent.clone());
+        move || job.run_one(&agent, i)
+    };
+    match job.opts.concurrency {
+        Some(cap) => {
+            let pool = greenhouse::pool::Pool::new(cap.max(1));
+            for i in 0..n {
+                pool.spawn(spawn(i));
+            }
+            pool.join();
+        }
+        None => {
+            let handles: Vec<_> = (0..n)
+                .map(|i| greenhouse::thread::spawn(spawn(i)))
+                .collect();
+            for h in handles {
+                h.join().map_err(|e| io::Error::other(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Spawns `min(concurrency, urls)` threads of mode `M` (one per URL when
+/// uncapped), each running [`Job::work`], and joins them.
 fn run_concurrently<M: Mode>(job: Arc<Job>, agent: ureq::Agent) -> io::Result<()> {
     let n = job.urls.len();
     let workers = job.opts.concurrency.unwrap_or(n).clamp(1, n.max(1));
