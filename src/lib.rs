@@ -32,6 +32,7 @@
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
 //!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
+//! - [`server`]: gevent's `StreamServer`, a green thread per connection.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -44,6 +45,7 @@ pub mod net;
 pub mod pool;
 pub mod queue;
 pub mod runtime;
+pub mod server;
 pub mod stack;
 pub mod sync;
 pub(crate) mod sys;
