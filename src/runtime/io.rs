@@ -295,20 +295,58 @@ impl IoSource {
         &self,
         interest: Interest,
         deadline: Option<Instant>,
-        mut op: impl FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        self.do_io_drained(interest, deadline, op, |_| false)
+    }
+
+    /// [`do_io`](IoSource::do_io) for stream reads and writes: when
+    /// `drained(&result)` says the call came up short (a read that did not
+    /// fill its buffer, a write that did not take all of it), the socket is
+    /// known to be drained (full), so the readiness is cleared as after
+    /// `WouldBlock` and the next call parks without trying.
+    pub(crate) fn do_io_drained<R>(
+        &self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let waiting = waiter();
         let mut reg = self.current();
         loop {
             let observed = reg.as_ref().map(|r| r.io.readiness.load(Acquire));
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+            // A green thread of the registration's own runtime trusts the
+            // readiness bits: clear means no event since the last
+            // `WouldBlock`, so the call would fail again — park at once and
+            // save that system call (one per wait; a third of the calls of
+            // an echo round trip). Everyone else tries the call: their
+            // events may come from a poll nobody runs.
+            let doomed = match (&waiting, &reg, observed) {
+                (Waiter::Green(ctx), Some(r), Some(obs)) => {
+                    obs & interest.mask() == 0 && Arc::ptr_eq(&r.shared, &ctx.shared)
+                }
+                _ => false,
+            };
+            if !doomed {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(v) => {
+                        if let (Some(obs), Some(r)) = (observed, &reg) {
+                            if drained(&v) {
+                                r.io.clear(obs, interest);
+                            }
+                        }
+                        return Ok(v);
+                    }
+                    Err(e) => return Err(e),
+                }
+                if let (Some(obs), Some(r)) = (observed, &reg) {
+                    r.io.clear(obs, interest);
+                }
             }
-            if let (Some(obs), Some(r)) = (observed, &reg) {
-                r.io.clear(obs, interest);
-            }
-            let ready = match waiter() {
+            let ready = match waiting {
                 Waiter::Green(ctx) => {
                     let r = self.registration(ctx)?;
                     let ready = wait_green(&r, interest, deadline);
