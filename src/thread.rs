@@ -341,7 +341,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    fn task(&self) -> &TaskRef {
+    pub(crate) fn task(&self) -> &TaskRef {
         match &self.thread.inner {
             ThreadInner::Green(t) => t,
             ThreadInner::Os { .. } => unreachable!("a JoinHandle always names a green thread"),
