@@ -63,7 +63,10 @@ pub fn wait_writable(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
 
 fn wait_fd(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
     if fd < 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "negative file descriptor"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "negative file descriptor",
+        ));
     }
     // SAFETY: the caller vouches that `fd` is open during the call; we only
     // duplicate it.
@@ -78,7 +81,10 @@ fn wait_fd(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Resu
     if ready {
         Ok(())
     } else {
-        Err(io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for the descriptor"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "timed out waiting for the descriptor",
+        ))
     }
 }
 

@@ -32,12 +32,16 @@
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
 //!   descriptor, a cooperative stdin.
+//! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
+//!   std and third-party blocking code yields inside green threads.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
 pub mod generator;
 pub mod greenlet;
 pub mod io;
+#[cfg(all(feature = "monkey", target_os = "linux"))]
+pub mod monkey;
 pub mod net;
 pub mod runtime;
 pub mod stack;

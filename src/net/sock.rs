@@ -129,7 +129,10 @@ fn get_timeout(slot: &AtomicU64) -> Option<Duration> {
 
 /// A duplicate of `fd` in blocking or non-blocking mode, owned by the caller:
 /// how green sockets convert back to std ones.
-pub(crate) fn dup_fd(fd: std::os::fd::RawFd, nonblocking: bool) -> io::Result<std::os::fd::OwnedFd> {
+pub(crate) fn dup_fd(
+    fd: std::os::fd::RawFd,
+    nonblocking: bool,
+) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{BorrowedFd, OwnedFd};
     // SAFETY: `fd` is open for the duration of this call (borrowed from a
     // live green socket).

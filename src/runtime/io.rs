@@ -16,7 +16,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -194,6 +194,9 @@ struct Registration {
 pub(crate) struct IoSource {
     fd: RawFd,
     reg: OnceLock<Registration>,
+    /// `deregister` ran: the descriptor is being closed; never register again.
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    gone: AtomicBool,
 }
 
 impl IoSource {
@@ -202,6 +205,7 @@ impl IoSource {
         IoSource {
             fd,
             reg: OnceLock::new(),
+            gone: AtomicBool::new(false),
         }
     }
 
@@ -210,6 +214,9 @@ impl IoSource {
     fn registration(&self) -> io::Result<Option<&Registration>> {
         if let Some(r) = self.reg.get() {
             return Ok(Some(r));
+        }
+        if self.gone.load(Acquire) {
+            return Ok(None);
         }
         let Some(ctx) = local_ctx() else {
             return Ok(None);
@@ -289,8 +296,31 @@ impl IoSource {
     }
 }
 
+impl IoSource {
+    /// Removes the descriptor from its poll now and wakes its waiters, for
+    /// an owner that is about to close it while others may still hold this
+    /// source (the monkey layer's `close`/`dup2` hooks, which see only fd
+    /// numbers). Later waits fall back to `poll(2)`; dropping does nothing
+    /// more.
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn deregister(&self) {
+        if self.gone.swap(true, AcqRel) {
+            return;
+        }
+        if let Some(reg) = self.reg.get() {
+            let w = &reg.shared.workers[reg.worker];
+            let _ = w.registry.deregister(&mut mio::unix::SourceFd(&self.fd));
+            w.io.remove(reg.token);
+            reg.io.set(ERROR);
+        }
+    }
+}
+
 impl Drop for IoSource {
     fn drop(&mut self) {
+        if self.gone.load(Acquire) {
+            return;
+        }
         if let Some(reg) = self.reg.get() {
             let w = &reg.shared.workers[reg.worker];
             let _ = w.registry.deregister(&mut mio::unix::SourceFd(&self.fd));
