@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use super::fds::FdState;
 use super::real;
 use crate::runtime::io::Interest;
-use crate::runtime::park::{current_task_on_own_stack, with_timeouts, KillUnwind, TimeoutUnwind};
+use crate::runtime::park::{
+    current_task, current_task_on_own_stack, with_timeouts, KillUnwind, TimeoutUnwind,
+};
 
 thread_local! {
     /// Hook code (not a parked call) is running on this OS thread: a hooked
@@ -36,9 +38,16 @@ pub(super) static TOGGLE_GEN: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the caller is a green thread on its own stack that the hooks may
 /// switch away from: patched (checked by the caller), not in an `unpatched`
-/// section, not unwinding, not already inside hook code.
-#[inline]
+/// section, not unwinding, not already inside hook code. The common "not a
+/// green thread at all" answer is one thread-local load, inlined into every
+/// hook; the rest is out of line.
+#[inline(always)]
 pub(super) fn may_switch() -> bool {
+    current_task().is_some() && may_switch_in_task()
+}
+
+#[inline(never)]
+fn may_switch_in_task() -> bool {
     if current_task_on_own_stack().is_none() {
         return false;
     }

@@ -45,12 +45,24 @@ macro_rules! real_fns {
             #[inline]
             pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
                 static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
-                let mut p = SLOT.load(Relaxed);
-                if p.is_null() {
-                    p = resolve(&SLOT, {
+                /// The first call: look the function up, then call it. Out
+                /// of line, so that the usual path is a load and a tail call.
+                #[cold]
+                #[inline(never)]
+                unsafe fn first_call($($arg: $ty),*) -> $ret {
+                    let p = resolve(&SLOT, {
                         // SAFETY: the literal ends with the NUL we add.
                         unsafe { CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) }
                     });
+                    // SAFETY: as below.
+                    let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
+                    // SAFETY: the caller upholds libc's contract for the call.
+                    unsafe { f($($arg),*) }
+                }
+                let p = SLOT.load(Relaxed);
+                if p.is_null() {
+                    // SAFETY: the caller upholds libc's contract for the call.
+                    return unsafe { first_call($($arg),*) };
                 }
                 // SAFETY: `p` is libc's definition of this very function, whose
                 // C prototype the signature below spells out.

@@ -159,9 +159,28 @@ fn nowait_or_ready(
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    if !green() {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
         return real::read(fd, buf, n);
     }
+    read_patched(fd, buf, n)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn read_patched(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::read(fd, buf, n);
+    }
+    read_green(fd, buf, n)
+}
+
+#[inline(never)]
+unsafe extern "C" fn read_green(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     let Some(e) = waitable(fd) else {
         return real::read(fd, buf, n);
     };
@@ -181,9 +200,28 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
-    if !green() {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
         return real::readv(fd, iov, cnt);
     }
+    readv_patched(fd, iov, cnt)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn readv_patched(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::readv(fd, iov, cnt);
+    }
+    readv_green(fd, iov, cnt)
+}
+
+#[inline(never)]
+unsafe extern "C" fn readv_green(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
     let Some(e) = waitable(fd) else {
         return real::readv(fd, iov, cnt);
     };
@@ -203,7 +241,29 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -
 
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    if !green() || flags & libc::MSG_DONTWAIT != 0 {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::recv(fd, buf, n, flags);
+    }
+    recv_patched(fd, buf, n, flags)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn recv_patched(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::recv(fd, buf, n, flags);
+    }
+    recv_green(fd, buf, n, flags)
+}
+
+#[inline(never)]
+unsafe extern "C" fn recv_green(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 {
         return real::recv(fd, buf, n, flags);
     }
     match waitable(fd) {
@@ -228,7 +288,43 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut libc::sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    if !green() || flags & libc::MSG_DONTWAIT != 0 {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::recvfrom(fd, buf, n, flags, addr, len);
+    }
+    recvfrom_patched(fd, buf, n, flags, addr, len)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn recvfrom_patched(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::recvfrom(fd, buf, n, flags, addr, len);
+    }
+    recvfrom_green(fd, buf, n, flags, addr, len)
+}
+
+#[inline(never)]
+unsafe extern "C" fn recvfrom_green(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 {
         return real::recvfrom(fd, buf, n, flags, addr, len);
     }
     match waitable(fd) {
@@ -241,7 +337,29 @@ pub unsafe extern "C" fn recvfrom(
 
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
-    if !green() || flags & libc::MSG_DONTWAIT != 0 {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::recvmsg(fd, msg, flags);
+    }
+    recvmsg_patched(fd, msg, flags)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn recvmsg_patched(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::recvmsg(fd, msg, flags);
+    }
+    recvmsg_green(fd, msg, flags)
+}
+
+#[inline(never)]
+unsafe extern "C" fn recvmsg_green(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 {
         return real::recvmsg(fd, msg, flags);
     }
     match waitable(fd) {
@@ -370,7 +488,29 @@ fn is_stdio_out(fd: c_int) -> bool {
 
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    if !green() || is_stdio_out(fd) {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::write(fd, buf, n);
+    }
+    write_patched(fd, buf, n)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn write_patched(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::write(fd, buf, n);
+    }
+    write_green(fd, buf, n)
+}
+
+#[inline(never)]
+unsafe extern "C" fn write_green(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if is_stdio_out(fd) {
         return real::write(fd, buf, n);
     }
     let Some(e) = waitable(fd) else {
@@ -390,7 +530,29 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
-    if !green() || is_stdio_out(fd) || cnt < 0 {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::writev(fd, iov, cnt);
+    }
+    writev_patched(fd, iov, cnt)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn writev_patched(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::writev(fd, iov, cnt);
+    }
+    writev_green(fd, iov, cnt)
+}
+
+#[inline(never)]
+unsafe extern "C" fn writev_green(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> ssize_t {
+    if is_stdio_out(fd) || cnt < 0 {
         return real::writev(fd, iov, cnt);
     }
     let Some(e) = waitable(fd) else {
@@ -409,7 +571,34 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) 
 
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    if !green() || flags & libc::MSG_DONTWAIT != 0 {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::send(fd, buf, n, flags);
+    }
+    send_patched(fd, buf, n, flags)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn send_patched(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::send(fd, buf, n, flags);
+    }
+    send_green(fd, buf, n, flags)
+}
+
+#[inline(never)]
+unsafe extern "C" fn send_green(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 {
         return real::send(fd, buf, n, flags);
     }
     match waitable(fd) {
@@ -429,7 +618,43 @@ pub unsafe extern "C" fn sendto(
     addr: *const libc::sockaddr,
     alen: socklen_t,
 ) -> ssize_t {
-    if !green() || flags & libc::MSG_DONTWAIT != 0 {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::sendto(fd, buf, n, flags, addr, alen);
+    }
+    sendto_patched(fd, buf, n, flags, addr, alen)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn sendto_patched(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const libc::sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::sendto(fd, buf, n, flags, addr, alen);
+    }
+    sendto_green(fd, buf, n, flags, addr, alen)
+}
+
+#[inline(never)]
+unsafe extern "C" fn sendto_green(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const libc::sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 {
         return real::sendto(fd, buf, n, flags, addr, alen);
     }
     match waitable(fd) {
@@ -442,7 +667,29 @@ pub unsafe extern "C" fn sendto(
 
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
-    if !green() || flags & libc::MSG_DONTWAIT != 0 || msg.is_null() {
+    // Unpatched, this is a load, a test and a tail call: everything else is
+    // out of line (the thread-local access alone would make this frame save
+    // registers).
+    if !patched() {
+        return real::sendmsg(fd, msg, flags);
+    }
+    sendmsg_patched(fd, msg, flags)
+}
+
+/// After `patch_all`: libc's call unless the caller may switch (a small
+/// frame of its own, so the green path's big one is not set up for plain
+/// threads).
+#[inline(never)]
+unsafe extern "C" fn sendmsg_patched(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
+    if !crate::monkey::green::may_switch() {
+        return real::sendmsg(fd, msg, flags);
+    }
+    sendmsg_green(fd, msg, flags)
+}
+
+#[inline(never)]
+unsafe extern "C" fn sendmsg_green(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 || msg.is_null() {
         return real::sendmsg(fd, msg, flags);
     }
     match waitable(fd) {
