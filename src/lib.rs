@@ -32,6 +32,8 @@
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
 //!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
+//! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
+//!   std and third-party blocking code yields inside green threads.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -40,6 +42,8 @@ pub mod fs;
 pub mod generator;
 pub mod greenlet;
 pub mod io;
+#[cfg(all(feature = "monkey", target_os = "linux"))]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod queue;
