@@ -26,7 +26,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::runtime::task::{Task, WaitReason};
+use crate::runtime::task::{TaskRef, WaitReason};
 use crate::sync::waiters::{lock, NoHandOff, Node, WaitQueue, Waiter, Wakes};
 use crate::sync::Semaphore;
 use crate::thread::{JoinError, JoinHandle};
@@ -36,10 +36,15 @@ const EMPTY: usize = 1;
 
 struct State {
     next_id: u64,
-    /// Members whose closure has not finished (or been dropped unrun).
+    /// Members whose closure has not finished (or been dropped unrun); a
+    /// pool member stops counting before it gives its permit back, so this
+    /// never exceeds the pool's size.
     running: usize,
+    /// Members that have not yet given their permit back; `join` waits for
+    /// none, so a joined pool has all its slots free.
+    alive: usize,
     /// Running members by group-local id, to kill them.
-    members: HashMap<u64, Arc<Task>>,
+    members: HashMap<u64, TaskRef>,
     /// Members that finished before their spawner recorded them.
     finished_early: HashSet<u64>,
     joiners: WaitQueue,
@@ -65,17 +70,21 @@ struct Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        if let Some((sem, _)) = &self.inner.limit {
-            sem.release();
-        }
-        let mut wakes = Wakes::new();
         {
             let mut s = lock(&self.inner.state);
             if s.members.remove(&self.id).is_none() {
                 s.finished_early.insert(self.id);
             }
             s.running -= 1;
-            if s.running == 0 {
+        }
+        if let Some((sem, _)) = &self.inner.limit {
+            sem.release();
+        }
+        let mut wakes = Wakes::new();
+        {
+            let mut s = lock(&self.inner.state);
+            s.alive -= 1;
+            if s.alive == 0 {
                 s.joiners.wake_all(EMPTY, &mut wakes);
             }
         }
@@ -238,6 +247,7 @@ impl Group {
                 state: Mutex::new(State {
                     next_id: 0,
                     running: 0,
+                    alive: 0,
                     members: HashMap::new(),
                     finished_early: HashSet::new(),
                     joiners: WaitQueue::new(),
@@ -279,6 +289,7 @@ impl Group {
             let mut s = lock(&self.inner.state);
             s.next_id += 1;
             s.running += 1;
+            s.alive += 1;
             s.next_id
         };
         let membership = Membership {
@@ -415,7 +426,7 @@ impl Group {
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {
         let mut s = lock(&self.inner.state);
-        if s.running == 0 {
+        if s.alive == 0 {
             return true;
         }
         let w = pin!(Waiter::new(&self.inner.state, joiners, 0, NoHandOff));
@@ -441,7 +452,7 @@ impl Group {
     /// });
     /// ```
     pub fn kill(&self) {
-        let tasks: Vec<Arc<Task>> = lock(&self.inner.state).members.values().cloned().collect();
+        let tasks: Vec<TaskRef> = lock(&self.inner.state).members.values().cloned().collect();
         for t in &tasks {
             t.kill();
         }
