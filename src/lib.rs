@@ -35,12 +35,16 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod channel;
 pub mod generator;
 pub mod greenlet;
 pub mod io;
 pub mod net;
+pub mod pool;
+pub mod queue;
 pub mod runtime;
 pub mod stack;
+pub mod sync;
 pub(crate) mod sys;
 pub mod thread;
 pub mod time;

@@ -320,7 +320,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    fn task(&self) -> &Arc<Task> {
+    pub(crate) fn task(&self) -> &Arc<Task> {
         match &self.thread.inner {
             ThreadInner::Green(t) => t,
             ThreadInner::Os { .. } => unreachable!("a JoinHandle always names a green thread"),
