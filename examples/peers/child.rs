@@ -112,7 +112,7 @@ fn run(a: &ChildArgs) -> Result<String, String> {
                 Std => std_peer::pingpong(&s),
             };
             ns.map(|ns| result(&[("ns", ns)]))
-                .ok_or_else(|| "no greenhouse::channel on this branch yet".to_string())
+                .ok_or_else(|| "no channel".to_string())
         }
         Job::Sleepers => {
             let before = osutil::status_kib("VmRSS");

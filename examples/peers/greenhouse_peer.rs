@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use greenhouse::runtime::Runtime;
-use greenhouse::{net, thread};
+use greenhouse::{channel, net, thread};
 
 use crate::measure::{Countdown, Lateness, Sampler};
 use crate::proto::{self, Proto};
@@ -47,10 +47,32 @@ pub fn yield_now(workers: usize, s: &Sampler) -> f64 {
     })
 }
 
-/// Round trips of a message between two green threads over two channels.
-/// `None` until `greenhouse::channel` lands on main.
-pub fn pingpong(_workers: usize, _s: &Sampler) -> Option<f64> {
-    None
+/// Round trips of a message between two green threads over two unbounded
+/// channels (the others use their unbounded channels too).
+pub fn pingpong(workers: usize, s: &Sampler) -> Option<f64> {
+    let rt = runtime(workers);
+    Some(s.ns_per_op(|n| {
+        rt.run(move || {
+            let (to_pong, pong_rx) = channel::unbounded::<u64>();
+            let (to_ping, ping_rx) = channel::unbounded::<u64>();
+            let pong = thread::spawn(move || {
+                while let Ok(v) = pong_rx.recv() {
+                    if to_ping.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            let t = Instant::now();
+            for i in 0..n {
+                to_pong.send(i).unwrap();
+                ping_rx.recv().unwrap();
+            }
+            let e = t.elapsed();
+            drop(to_pong);
+            pong.join().unwrap();
+            e
+        })
+    }))
 }
 
 pub fn sleepers(workers: usize, n: usize, dur: Duration) -> Duration {

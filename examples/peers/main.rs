@@ -299,6 +299,7 @@ mod tests {
         for ns in [
             greenhouse_peer::spawn_join(1, &TINY),
             greenhouse_peer::yield_now(1, &TINY),
+            greenhouse_peer::pingpong(2, &TINY).unwrap(),
             tokio_peer::spawn_join(1, &TINY),
             tokio_peer::yield_now(2, &TINY),
             tokio_peer::pingpong(1, &TINY).unwrap(),
