@@ -146,8 +146,41 @@ pub fn utc_now() -> String {
     )
 }
 
-/// Sets this thread's nice value (children started afterwards inherit it).
+/// Environment marker: this harness process already leads its own session.
+const OWN_SESSION: &str = "PEERS_OWN_SESSION";
+
+/// Runs the harness again as the leader of a new session, so it gets its own
+/// scheduler autogroup (Linux shares CPU between autogroups first, then
+/// between threads inside one; a shared machine's other sessions would
+/// otherwise get the same share however the harness's threads are niced).
+/// Returns `None` in the re-executed process, else never returns.
+pub fn reexec_in_own_session() -> Option<std::convert::Infallible> {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(OWN_SESSION).is_some() {
+        return None;
+    }
+    let exe = std::env::current_exe().expect("own executable");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1)).env(OWN_SESSION, "1");
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours; the
+    // child calls it between fork and exec as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status().expect("re-execute the harness");
+    std::process::exit(status.code().unwrap_or(1))
+}
+
+/// Sets the nice value of this process's autogroup (all its threads and
+/// children share it) and of this thread (children inherit it).
 pub fn set_nice(n: i32) -> io::Result<()> {
+    // Only meaningful when this process leads its own session (see above).
+    let _ = std::fs::write("/proc/self/autogroup", n.to_string());
     // SAFETY: plain syscall on this thread (who = 0), no memory passed.
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
         return Err(io::Error::last_os_error());

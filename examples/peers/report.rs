@@ -240,8 +240,28 @@ pub fn markdown(r: &Results, contenders: &[Contender]) -> String {
             }
         }
     }
+    for (i, case) in r.cases.iter().enumerate() {
+        if case.job != Job::ScaleSleep {
+            continue;
+        }
+        for (c, runs) in &r.runs[i] {
+            let late = runs
+                .iter()
+                .filter_map(|run| run.as_ref().ok())
+                .filter(|m| m.get("concurrent") == Some(&0.0))
+                .count();
+            if late > 0 {
+                explained.push(format!(
+                    "{} / {}: in {late} of {} runs the last task started after the first was due, so not all were parked at once (RSS per task undercounts, lateness includes the spawning); use a longer --scale-sleep-ms",
+                    case.title,
+                    c.name(),
+                    runs.len()
+                ));
+            }
+        }
+    }
     if !explained.is_empty() {
-        md.push_str("\nNot measured:\n\n");
+        md.push_str("\nNot measured, or measured with a caveat:\n\n");
         for e in explained {
             let _ = writeln!(md, "- {e}");
         }
