@@ -34,6 +34,7 @@
 //!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
 //! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
 //!   std and third-party blocking code yields inside green threads.
+//! - [`server`]: gevent's `StreamServer`, a green thread per connection.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -48,6 +49,7 @@ pub mod net;
 pub mod pool;
 pub mod queue;
 pub mod runtime;
+pub mod server;
 pub mod stack;
 pub mod sync;
 pub(crate) mod sys;
