@@ -33,6 +33,7 @@ mod async_result;
 mod barrier;
 mod condvar;
 mod event;
+pub(crate) mod lock;
 mod mutex;
 mod reentrant;
 mod rwlock;
