@@ -45,10 +45,13 @@ use std::mem;
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult};
 
-use crate::greenlet::{self, State, ThreadState};
-use crate::stack::{self, OnStack, StackInfo};
+use crate::greenlet::{State, ThreadState};
+use crate::stack::{self, OnRecord, StackRecord};
 
 type Coro<Y, R, S> = Coroutine<S, Y, R, stack::Stack>;
+
+/// How a generator is named in a stack overflow report.
+const GENERATOR_NAME: &str = "<generator>";
 
 /// Handed to a generator's closure: the way to yield values.
 ///
@@ -147,7 +150,8 @@ impl<Y, S> fmt::Debug for Yielder<Y, S> {
 pub struct Generator<Y: 'static, R: 'static = (), S: 'static = ()> {
     /// `None` once finished (its stack is back in the pool).
     coro: Option<Coro<Y, R, S>>,
-    info: StackInfo,
+    /// What the overflow handler is told while the body runs.
+    record: StackRecord,
     state: State,
     ret: Option<R>,
     /// The body's greenlet state, swapped in while it runs.
@@ -156,21 +160,20 @@ pub struct Generator<Y: 'static, R: 'static = (), S: 'static = ()> {
 
 /// Swaps the generator's greenlet state in for the duration of a resume and
 /// back out when dropped, even if the body panics.
-struct Swapped<'a> {
-    slot: &'a mut ThreadState,
-    outer: ThreadState,
-}
+struct Swapped<'a>(&'a mut ThreadState);
 
 impl<'a> Swapped<'a> {
-    fn enter(slot: &'a mut ThreadState) -> Swapped<'a> {
-        let outer = greenlet::swap_thread_state(mem::take(slot));
-        Swapped { slot, outer }
+    #[inline(always)]
+    fn enter(state: &'a mut ThreadState) -> Swapped<'a> {
+        state.swap_with_running();
+        Swapped(state)
     }
 }
 
 impl Drop for Swapped<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        *self.slot = greenlet::swap_thread_state(mem::take(&mut self.outer));
+        self.0.swap_with_running();
     }
 }
 
@@ -290,7 +293,7 @@ impl Builder {
         F: FnOnce(&Yielder<Y, S>) -> R + 'static,
     {
         let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
-        let info = stack.info();
+        let record = stack.info().record(GENERATOR_NAME);
         let range = (stack.limit().get(), stack.base().get());
         let coro = Coroutine::with_stack(stack, move |y: &corosensei::Yielder<S, Y>, _first: S| {
             let y = Yielder {
@@ -302,7 +305,7 @@ impl Builder {
         });
         Ok(Generator {
             coro: Some(coro),
-            info,
+            record,
             state: State::NotStarted,
             ret: None,
             greenlets: ThreadState::default(),
@@ -338,7 +341,7 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
         self.state = State::Running;
         let result = {
             let _swapped = Swapped::enter(&mut self.greenlets);
-            let _on = OnStack::enter(self.info, "<generator>");
+            let _on = OnRecord::enter(&self.record);
             // Marks the generator finished if the body's panic unwinds.
             let guard = FinishOnUnwind {
                 coro: &mut self.coro,
@@ -464,7 +467,7 @@ impl<Y: 'static, R: 'static, S: 'static> Drop for Generator<Y, R, S> {
         if coro.started() && !coro.done() {
             // Unwind the suspended body on its own stack, as it would run.
             let _swapped = Swapped::enter(&mut self.greenlets);
-            let _on = OnStack::enter(self.info, "<generator>");
+            let _on = OnRecord::enter(&self.record);
             coro.force_unwind();
         } else {
             coro.force_unwind(); // drops an unstarted closure

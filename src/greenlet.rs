@@ -59,10 +59,11 @@
 //!
 //! A `Greenlet<T>` handle sends and receives `T`: the common ping-pong of one
 //! type needs no boxing and no downcasting. Values travel without allocation:
-//! the sender keeps the value in an `Option<T>` on its own stack and the
-//! receiver takes it from there the moment it resumes, after checking the
-//! `TypeId`. (A closure's return value, whose stack is gone by the time it is
-//! delivered, is boxed once.) A handle's `T` is a *view*: the greenlet itself is untyped, so
+//! the sender checks that the receiver waits for a `T`, leaves the value on
+//! its own stack and hands over its address; the receiver moves it out the
+//! moment it resumes. (A closure's return value, whose stack is gone by the
+//! time it is delivered, is boxed once.) A handle's `T` is a *view*: the
+//! greenlet itself is untyped, so
 //! [`Greenlet::cast`] gives a handle with another value type, and
 //! [`current`] and [`Greenlet::parent`] can be asked for any `T`. If a
 //! switch would hand a greenlet a type other than the one its pending
@@ -110,6 +111,19 @@
 //! suspended in exactly one place, its `switch`, which is where values arrive
 //! and where `throw` unwinds it.
 //!
+//! The main ↔ child ping-pong has a short way through the trampoline: the
+//! main greenlet resumes the handle's greenlet directly (the handle keeps it
+//! alive, so nothing is reference-counted) and receives a value switched
+//! back to it right after the resume. What a switch hands over is one
+//! machine word (the address of the value on the sender's stack, or a
+//! boxed ending such as a return value or a panic), which corosensei passes
+//! in a register. `switch` is `#[inline]` so that a child's suspend usually
+//! sits in the calling code: corosensei resumes with a `call` and suspends
+//! with the matching `ret`, and a suspend inside a function of its own would
+//! be followed by a return the CPU's return predictor never saw the call
+//! for. A greenlet that switched a value to another is kept alive until the
+//! value has been taken.
+//!
 //! Unwinding (`throw`, `kill`, drop) resumes the target with a "throw" input;
 //! its pending `switch` calls `std::panic::resume_unwind` with a private
 //! payload, which the greenlet's entry catches and turns into
@@ -129,28 +143,38 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::mem::{self, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::stack::{self, OnStack, StackInfo};
+use crate::stack::{self, OnRecord, StackRecord};
 
-/// What a greenlet's pending switch receives; also what a finished
-/// greenlet's coroutine returns (`Owned`, `Exit` or `Panic`).
-enum Transfer {
-    /// The sender's `Option<T>` slot, on the sender's (suspended) stack. The
-    /// receiver takes the value as soon as it is resumed, before the sender
-    /// can run again.
-    Slot {
-        ptr: *mut (),
-        ty: TypeId,
-        name: &'static str,
-    },
-    /// A finished greenlet's return value: a `Box<T>`.
-    Owned {
+/// What a switch hands over, in one machine word, so that corosensei passes
+/// it in a register and nobody copies a multi-word enum through memory on
+/// every switch (such copies, written field by field and read back whole,
+/// stall store-to-load forwarding: they were most of the switch's cost).
+///
+/// - A *value*: the address of the sender's [`ValueSlot`], on the sender's
+///   suspended stack (bit 0 clear: slots are 8-aligned). The receiver moves
+///   the value out the moment it resumes, before the sender can run again;
+///   the sender checked beforehand that the receiver waits for that type.
+/// - [`Transfer::THROW`]: unwind from the pending switch (throw, kill, drop).
+/// - An *ending* (a greenlet's return value, kill, panic, type mismatch): an
+///   owned `Box<Ending>` with bit 0 set. These are rare and allocate.
+///
+/// A value slot that is dropped without being received leaks its value
+/// (never frees it twice); that does not happen: every value is received.
+struct Transfer(usize);
+
+/// The rare things a switch can hand over (see [`Transfer`]).
+enum Ending {
+    /// A finished greenlet's return value (a `Box<T>`) and `T`'s name.
+    Returned {
         value: Box<dyn Any>,
         name: &'static str,
     },
@@ -163,51 +187,90 @@ enum Transfer {
         expected: &'static str,
         found: &'static str,
     },
-    /// Unwind from the pending switch (throw, kill, drop).
-    Throw,
 }
 
+/// Where a switched value waits on the sender's stack. Aligned so that its
+/// address has bit 0 clear (see [`Transfer`]).
+#[repr(align(8))]
+struct ValueSlot<T>(MaybeUninit<T>);
+
 impl Transfer {
-    fn is_value(&self) -> bool {
-        matches!(self, Transfer::Slot { .. } | Transfer::Owned { .. })
+    const THROW: usize = 1;
+
+    /// Hands over the value in `slot`, which the receiver moves out.
+    #[inline(always)]
+    fn value<T>(slot: &mut ValueSlot<T>) -> Transfer {
+        let addr = slot as *mut ValueSlot<T> as usize;
+        debug_assert!(addr & 1 == 0, "value slots are 8-aligned");
+        Transfer(addr)
     }
 
-    fn value_type(&self) -> Option<(TypeId, &'static str)> {
-        match self {
-            Transfer::Slot { ty, name, .. } => Some((*ty, name)),
-            Transfer::Owned { value, name } => Some((Any::type_id(&**value), name)),
-            _ => None,
+    fn throw() -> Transfer {
+        Transfer(Transfer::THROW)
+    }
+
+    fn ending(e: Ending) -> Transfer {
+        Transfer(Box::into_raw(Box::new(e)) as usize | 1)
+    }
+
+    #[inline(always)]
+    fn is_value(&self) -> bool {
+        self.0 & 1 == 0
+    }
+
+    fn is_throw(&self) -> bool {
+        self.0 == Transfer::THROW
+    }
+
+    /// The ending this carries, if any.
+    fn ending_ref(&self) -> Option<&Ending> {
+        if self.is_value() || self.is_throw() {
+            return None;
+        }
+        // SAFETY: with bit 0 set and not THROW, the word is an owned
+        // `Box<Ending>` address with bit 0 set (see `ending`); the borrow is
+        // tied to `self`, which owns the box.
+        Some(unsafe { &*((self.0 & !1) as *const Ending) })
+    }
+
+    /// Moves the value out of the sender's slot.
+    ///
+    /// # Safety
+    ///
+    /// `self` is a value transfer (`is_value`) whose slot holds a `T`, and
+    /// the sender is suspended (so the slot is alive) and will not touch the
+    /// slot again.
+    #[inline(always)]
+    unsafe fn take_value<T>(self) -> T {
+        let slot = self.0 as *const ValueSlot<T>;
+        mem::forget(self);
+        ptr::read((*slot).0.as_ptr())
+    }
+
+    /// Turns a non-value transfer into what its receiver gets.
+    fn into_ending(self) -> Result<Ending, Transfer> {
+        if self.is_value() || self.is_throw() {
+            return Err(self);
+        }
+        let p = (self.0 & !1) as *mut Ending;
+        mem::forget(self);
+        // SAFETY: as in `ending_ref`; ownership of the box moves out of
+        // `self`, which is forgotten.
+        Ok(*unsafe { Box::from_raw(p) })
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        if !self.is_value() && !self.is_throw() {
+            // SAFETY: an ending owns its box (see `ending`).
+            drop(unsafe { Box::from_raw((self.0 & !1) as *mut Ending) });
         }
     }
 }
 
-/// What a child greenlet suspends to the trampoline with: "switch to this
-/// greenlet, handing it this".
-type Yield = (Rc<Inner>, Transfer);
-
-/// corosensei passes one word each way: a pointer to an `Option` slot in the
-/// frame of the side that switched, which stays suspended (so the slot stays
-/// valid and untouched) until the other side has taken the value out. The
-/// receiver takes it the moment it resumes. Single words travel in registers;
-/// the enums themselves would be copied through memory on every switch.
-type InPtr = *mut Option<Transfer>;
-type OutPtr = *mut Option<Yield>;
-type Coro = Coroutine<InPtr, OutPtr, Transfer, stack::Stack>;
-type CoroYielder = Yielder<InPtr, OutPtr>;
-
-/// Takes the value a switch handed over by pointer.
-///
-/// # Safety
-///
-/// `slot` must come from the resume or suspend that just returned: it points
-/// into the frame of the side that switched, which is suspended until this
-/// side switches again.
-#[inline(always)]
-unsafe fn take_handed<V>(slot: *mut Option<V>) -> V {
-    (*slot)
-        .take()
-        .expect("greenhouse: a switched message was received twice")
-}
+type Coro = Coroutine<Transfer, Transfer, Transfer, stack::Stack>;
+type CoroYielder = Yielder<Transfer, Transfer>;
 
 /// The private payload that `throw` unwinds a greenlet with. Never escapes a
 /// greenlet's entry.
@@ -428,8 +491,8 @@ impl Error for ParentError {}
 
 const UNNAMED: &str = "<unnamed greenlet>";
 
-/// One greenlet, shared by its handles, its children (as their parent), the
-/// thread's context (while current) and the trampoline (while resumed).
+/// One greenlet, shared by its handles, its children (as their parent) and
+/// the trampoline (while resumed).
 struct Inner {
     /// The context (thread or green thread) it belongs to.
     ctx: u64,
@@ -441,21 +504,33 @@ struct Inner {
     /// Set when the coroutine starts; points into the coroutine's own stack
     /// and is valid until the coroutine finishes.
     yielder: Cell<*const CoroYielder>,
-    /// `None` for a main greenlet.
-    stack: Option<StackInfo>,
+    /// What the overflow handler is told while this greenlet runs, built once
+    /// at creation (its name points into `name` or is [`UNNAMED`]). `None`
+    /// for a main greenlet.
+    record: Option<StackRecord>,
     /// The usable stack range `[low, high)`, to check that a switch runs on
     /// this greenlet's stack. `(0, 0)` for a main greenlet.
     range: (usize, usize),
     name: Option<Box<str>>,
-    /// The value type its pending switch (or its closure) expects.
-    awaiting: Cell<(TypeId, &'static str)>,
+    /// The value type its pending switch (or its closure) expects, and that
+    /// type's name (for errors). Only the greenlet itself sets them, just
+    /// before it suspends (and at creation).
+    awaiting: Cell<TypeId>,
+    awaiting_name: Cell<fn() -> &'static str>,
+    /// Set by a suspending child: the greenlet the trampoline must switch to
+    /// next. Not counted: the child's `switch` borrows a handle to it (or to
+    /// a dead descendant, whose parent chain owns it) while suspended, and
+    /// the trampoline reads it (and counts it, unless it is the main
+    /// greenlet) the moment the child has suspended.
+    next: Cell<*const Inner>,
     /// Being unwound because its last handle was dropped.
     dying: bool,
 }
 
 impl Inner {
+    #[inline(always)]
     fn is_main(&self) -> bool {
-        self.stack.is_none()
+        self.record.is_none()
     }
 
     fn name(&self) -> &str {
@@ -466,6 +541,14 @@ impl Inner {
     /// Chains end in a main greenlet, which never dies.
     #[inline(always)]
     fn first_live(this: &Rc<Inner>) -> Rc<Inner> {
+        if this.state.get() != State::Dead {
+            return this.clone();
+        }
+        Inner::first_live_ancestor(this)
+    }
+
+    #[cold]
+    fn first_live_ancestor(this: &Rc<Inner>) -> Rc<Inner> {
         let mut g = this.clone();
         while g.state.get() == State::Dead {
             let parent = g.parent.borrow().clone();
@@ -503,27 +586,28 @@ impl Drop for Inner {
             parent: RefCell::new(None),
             coro: RefCell::new(None),
             yielder: Cell::new(self.yielder.get()),
-            stack: self.stack,
+            record: self.record,
             range: self.range,
+            // Moving the box keeps the name's bytes where `record` points.
             name: self.name.take(),
             awaiting: Cell::new(self.awaiting.get()),
+            awaiting_name: Cell::new(self.awaiting_name.get()),
+            next: Cell::new(ptr::null()),
             dying: true,
         });
-        let prev = with_context(|ctx| ctx.current.replace(ghost.clone())).ok();
+        // It is current in whichever context runs the drop, so that a switch
+        // from its destructors is refused there (`SwitchError::Dying`).
+        let ctx = context().ok();
+        let prev = ctx.as_ref().map(|c| c.current.replace(Rc::as_ptr(&ghost)));
         ghost.state.set(State::Running);
+        let record = ghost.record.expect("not main");
         loop {
-            let mut input = Some(Transfer::Throw);
-            let result = {
-                let _on = OnStack::enter(ghost.stack.expect("not main"), ghost.name());
-                coro.resume(&mut input)
-            };
+            let result = resume_on_stack(&mut coro, &record, Transfer::throw());
             match result {
                 // A dying greenlet's switch unwinds again or fails; it never
                 // suspends, but if it somehow did, keep unwinding.
                 CoroutineResult::Yield(out) => {
-                    // SAFETY: `out` was just handed over by the suspend that
-                    // returned control here (see `take_handed`).
-                    drop(unsafe { take_handed(out) });
+                    drop(out);
                 }
                 // Whatever it ended with (normally Exit) has nobody to go to.
                 CoroutineResult::Return(_) => break,
@@ -531,8 +615,8 @@ impl Drop for Inner {
         }
         ghost.state.set(State::Dead);
         stack::give(coro.into_stack());
-        if let Some(prev) = prev {
-            let _ = with_context(|ctx| ctx.current.replace(prev));
+        if let (Some(c), Some(prev)) = (ctx, prev) {
+            c.current.set(prev);
         }
     }
 }
@@ -540,7 +624,13 @@ impl Drop for Inner {
 /// The greenlet state of one thread or green thread.
 struct Context {
     id: u64,
-    current: RefCell<Rc<Inner>>,
+    /// The implicit main greenlet.
+    main: Rc<Inner>,
+    /// The running greenlet. Not counted: it is always kept alive by someone
+    /// else — `main` above, the trampoline's `target` while it resumes a
+    /// greenlet, or `Inner::drop`'s stand-in while that one unwinds — and
+    /// every place that changes who that is sets `current` first.
+    current: Cell<*const Inner>,
 }
 
 impl Context {
@@ -552,17 +642,50 @@ impl Context {
             state: Cell::new(State::Running),
             parent: RefCell::new(None),
             coro: RefCell::new(None),
-            yielder: Cell::new(std::ptr::null()),
-            stack: None,
+            yielder: Cell::new(ptr::null()),
+            record: None,
             range: (0, 0),
             name: Some("<main greenlet>".into()),
-            awaiting: Cell::new((TypeId::of::<()>(), type_name::<()>())),
+            awaiting: Cell::new(TypeId::of::<()>()),
+            awaiting_name: Cell::new(type_name::<()>),
+            next: Cell::new(ptr::null()),
             dying: false,
         });
         Rc::new(Context {
             id,
-            current: RefCell::new(main),
+            current: Cell::new(Rc::as_ptr(&main)),
+            main,
         })
+    }
+
+    /// The running greenlet.
+    #[inline(always)]
+    fn current(&self) -> &Inner {
+        // SAFETY: `current` always points to a live greenlet (see the field).
+        unsafe { &*self.current.get() }
+    }
+
+    /// A counted handle to this context.
+    #[inline(always)]
+    fn counted(&self) -> Rc<Context> {
+        let p: *const Context = self;
+        // SAFETY: every Context lives in an Rc (`Context::new` is the only
+        // constructor); the new count is handed to the returned Rc.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        }
+    }
+
+    /// A counted handle to the running greenlet.
+    fn current_rc(&self) -> Rc<Inner> {
+        let p = self.current.get();
+        // SAFETY: `current` points to a live greenlet owned by an `Rc` (see
+        // the field); the new count is handed to the returned `Rc`.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        }
     }
 }
 
@@ -571,14 +694,45 @@ impl Context {
 /// green thread and swaps it in with [`swap_thread_state`] when it resumes
 /// that green thread. The default value is empty and costs no allocation; the
 /// main greenlet is made when a greenlet is first used.
-#[derive(Default)]
-pub(crate) struct ThreadState(Option<Rc<Context>>);
+///
+/// Represented exactly as the thread-local slot holds it — a pointer owning
+/// one strong count of an `Rc<Context>`, or null — so swapping it in and out
+/// is two pointer moves.
+pub(crate) struct ThreadState(*const Context);
+
+impl Default for ThreadState {
+    fn default() -> ThreadState {
+        ThreadState(ptr::null())
+    }
+}
+
+impl Drop for ThreadState {
+    fn drop(&mut self) {
+        // SAFETY: a ThreadState's pointer is null or owns one strong count.
+        drop(unsafe { into_owned(self.0) });
+    }
+}
+
+impl ThreadState {
+    /// Swaps this state with the running thread's: called once to install a
+    /// generator body's state for a resume and once more to put the outer
+    /// state back. The same rule as [`swap_thread_state`] applies.
+    #[inline(always)]
+    pub(crate) fn swap_with_running(&mut self) {
+        self.0 = STATE.with(|s| s.replace(self.0));
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.0.is_null()
+    }
+}
 
 impl fmt::Debug for ThreadState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ThreadState")
-            .field(&self.0.as_ref().map(|c| c.id))
-            .finish()
+        // SAFETY: non-null means it owns a count, so the context is alive.
+        let id = (!self.0.is_null()).then(|| unsafe { (*self.0).id });
+        f.debug_tuple("ThreadState").field(&id).finish()
     }
 }
 
@@ -588,7 +742,7 @@ thread_local! {
     /// pointer in a const thread-local without a destructor makes every
     /// access a plain thread-pointer load; `CLEANUP` releases it at thread
     /// exit.
-    static STATE: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
+    static STATE: Cell<*const Context> = const { Cell::new(ptr::null()) };
     static CLEANUP: StateCleanup = const { StateCleanup };
 }
 
@@ -598,9 +752,7 @@ struct StateCleanup;
 
 impl Drop for StateCleanup {
     fn drop(&mut self) {
-        let p = STATE.with(|s| s.replace(std::ptr::null()));
-        // SAFETY: a non-null STATE owns one strong count (see STATE).
-        drop(unsafe { into_owned(p) });
+        drop(ThreadState(STATE.with(|s| s.replace(ptr::null()))));
     }
 }
 
@@ -620,30 +772,29 @@ unsafe fn into_owned(p: *const Context) -> Option<Rc<Context>> {
 
 /// Installs `new` as the running thread's greenlet state and returns the one
 /// it replaces. The runtime calls it when it resumes or suspends a green
-/// thread; generators call it around each resume. Must not be called while a
-/// non-main greenlet of the state being replaced is running on this stack
-/// (the runtime guarantees that by checking [`stack::depth`]).
+/// thread. Must not be called while a non-main greenlet of the state being
+/// replaced is running on this stack (the runtime guarantees that by
+/// checking [`stack::depth`]).
 #[inline]
-pub(crate) fn swap_thread_state(new: ThreadState) -> ThreadState {
-    let new = new.0.map_or(std::ptr::null(), Rc::into_raw);
-    let old = STATE.with(|s| s.replace(new));
-    // SAFETY: STATE held `old` with one strong count, now handed to us.
-    ThreadState(unsafe { into_owned(old) })
+pub(crate) fn swap_thread_state(mut new: ThreadState) -> ThreadState {
+    new.swap_with_running();
+    new
 }
 
-/// Runs `f` with the running context, creating it on first use. Fails only
-/// while the thread's locals are being destroyed.
+/// The running context, created on first use. Fails only while the thread's
+/// locals are being destroyed.
+///
+/// The pointer stays valid while the caller runs: STATE owns a count of it,
+/// and whoever swaps STATE (the runtime between green threads, a generator
+/// around a resume) puts it back before control returns to code that was
+/// running under it, without dropping it.
 #[inline(always)]
-fn with_context<R>(f: impl FnOnce(&Rc<Context>) -> R) -> Result<R, SwitchError> {
-    let mut p = STATE.with(|s| s.get());
+fn context_ptr() -> Result<*const Context, SwitchError> {
+    let p = STATE.with(|s| s.get());
     if p.is_null() {
-        p = new_context()?;
+        return new_context();
     }
-    // SAFETY: STATE's pointer owns a strong count, so the Rc is alive; the
-    // ManuallyDrop view borrows that count without changing it, and `f`
-    // clones it if it needs to keep it.
-    let ctx = std::mem::ManuallyDrop::new(unsafe { Rc::from_raw(p) });
-    Ok(f(&ctx))
+    Ok(p)
 }
 
 #[cold]
@@ -658,9 +809,16 @@ fn new_context() -> Result<*const Context, SwitchError> {
     Ok(p)
 }
 
-#[inline(always)]
+/// A counted handle to the running context: the one the trampoline holds
+/// while it runs other greenlets' code, so nothing they do can free it.
 fn context() -> Result<Rc<Context>, SwitchError> {
-    with_context(|c| c.clone())
+    let p = context_ptr()?;
+    // SAFETY: STATE's pointer owns a count (see `context_ptr`); the new count
+    // is handed to the returned Rc.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Ok(Rc::from_raw(p))
+    }
 }
 
 /// Returns a handle to the running greenlet: the main greenlet of this thread
@@ -686,9 +844,10 @@ fn context() -> Result<Rc<Context>, SwitchError> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn current<T: 'static>() -> Greenlet<T> {
-    let inner = with_context(|c| c.current.borrow().clone())
+    let ctx = context_ptr()
         .expect("greenhouse::greenlet::current() called during thread-local destruction");
-    Greenlet::from_inner(inner)
+    // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
+    Greenlet::from_inner(unsafe { (*ctx).current_rc() })
 }
 
 /// A handle to a greenlet that sends and receives values of type `T`.
@@ -838,23 +997,26 @@ impl Builder {
             io::Error::other("greenhouse: cannot create a greenlet while the thread is exiting")
         })?;
         let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
-        let info = stack.info();
+        let name = self.name.map(String::into_boxed_str);
+        // The record points at the name's bytes, which stay put when the
+        // box moves into the greenlet below.
+        let record = stack.info().record(name.as_deref().unwrap_or(UNNAMED));
         let range = (stack.limit().get(), stack.base().get());
-        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: InPtr| {
-            // SAFETY: the first resume hands its input like every other.
-            entry(y, unsafe { take_handed(first) }, f)
+        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: Transfer| {
+            entry(y, first, f)
         });
-        let parent = ctx.current.borrow().clone();
         let inner = Rc::new(Inner {
             ctx: ctx.id,
             state: Cell::new(State::NotStarted),
-            parent: RefCell::new(Some(parent)),
+            parent: RefCell::new(Some(ctx.current_rc())),
             coro: RefCell::new(Some(coro)),
-            yielder: Cell::new(std::ptr::null()),
-            stack: Some(info),
+            yielder: Cell::new(ptr::null()),
+            record: Some(record),
             range,
-            name: self.name.map(String::into_boxed_str),
-            awaiting: Cell::new((TypeId::of::<T>(), type_name::<T>())),
+            name,
+            awaiting: Cell::new(TypeId::of::<T>()),
+            awaiting_name: Cell::new(type_name::<T>),
+            next: Cell::new(ptr::null()),
             dying: false,
         });
         Ok(Greenlet::from_inner(inner))
@@ -865,42 +1027,48 @@ impl Builder {
 /// ended into what its parent receives.
 fn entry<T: 'static, F: FnOnce(T) -> T>(y: &CoroYielder, first: Transfer, f: F) -> Transfer {
     // The trampoline made this greenlet current before resuming it.
-    let _ = with_context(|ctx| ctx.current.borrow().yielder.set(y));
+    if let Ok(ctx) = context_ptr() {
+        // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
+        unsafe { (*ctx).current().yielder.set(y) };
+    }
     let arg = match receive::<T>(first) {
         Ok(arg) => arg,
         // The trampoline only starts a greenlet with a value of its type;
         // should that ever fail, end as if killed rather than panic here.
-        Err(_) => return Transfer::Exit,
+        Err(_) => return Transfer::ending(Ending::Exit),
     };
-    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
-        Ok(v) => Transfer::Owned {
-            value: Box::new(v),
-            name: type_name::<T>(),
+    Transfer::ending(
+        match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+            Ok(v) => Ending::Returned {
+                value: Box::new(v),
+                name: type_name::<T>(),
+            },
+            Err(p) if p.is::<ThrowPayload>() => Ending::Exit,
+            Err(p) => Ending::Panic(p),
         },
-        Err(p) if p.is::<ThrowPayload>() => Transfer::Exit,
-        Err(p) => Transfer::Panic(p),
-    }
+    )
 }
 
 /// Turns what a pending switch received into its result.
 #[inline(always)]
 fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
-    match got {
-        Transfer::Slot { ptr, ty, name } => {
-            if ty != TypeId::of::<T>() {
-                return Err(SwitchError::TypeMismatch {
-                    expected: type_name::<T>(),
-                    found: name,
-                });
-            }
-            // SAFETY: a Slot points to the sender's `Option<T>` (the TypeId
-            // check above proves the `T`), which lives in the sender's
-            // `switch` frame; the sender stays suspended until this greenlet
-            // switches again, so the slot is alive and nobody else touches it.
-            let value = unsafe { (*(ptr as *mut Option<T>)).take() };
-            Ok(value.expect("greenhouse: a switched value was received twice"))
-        }
-        Transfer::Owned { value, name } => {
+    if got.is_value() {
+        // SAFETY: a value transfer points to the sender's slot, on its
+        // suspended stack (the trampoline keeps the sender alive until its
+        // value has been taken). The slot holds a `T`: the sender checked
+        // that the receiver's `awaiting` was its own type, and the receiver
+        // (which set `awaiting` to `T` before it suspended, or at creation)
+        // is the one receiving. Nothing else reads the slot.
+        return Ok(unsafe { got.take_value::<T>() });
+    }
+    receive_other(got)
+}
+
+/// [`receive`] for everything but a switched value.
+#[cold]
+fn receive_other<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
+    match got.into_ending() {
+        Ok(Ending::Returned { value, name }) => {
             value
                 .downcast::<T>()
                 .map(|b| *b)
@@ -909,140 +1077,309 @@ fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
                     found: name,
                 })
         }
-        Transfer::Exit => Err(SwitchError::Exit(GreenletExit)),
-        Transfer::Panic(p) => Err(SwitchError::Panicked(p)),
-        Transfer::Mismatch { expected, found } => {
+        Ok(Ending::Exit) => Err(SwitchError::Exit(GreenletExit)),
+        Ok(Ending::Panic(p)) => Err(SwitchError::Panicked(p)),
+        Ok(Ending::Mismatch { expected, found }) => {
             Err(SwitchError::TypeMismatch { expected, found })
         }
-        Transfer::Throw => panic::resume_unwind(Box::new(ThrowPayload)),
+        // THROW (values were handled by `receive`).
+        Err(_) => panic::resume_unwind(Box::new(ThrowPayload)),
     }
 }
 
-/// Hands `transfer` to `target` (already resolved to a live greenlet of the
-/// running context) and returns what the running greenlet receives next.
+/// Whether the caller runs on `current`'s own stack (always true for a main
+/// greenlet). A child that switches from inside some raw coroutine it
+/// resumed would suspend the wrong coroutine.
 #[inline(always)]
-fn switch_to(
-    ctx: &Rc<Context>,
-    target: Rc<Inner>,
-    transfer: Transfer,
-    awaiting: (TypeId, &'static str),
-) -> Result<Transfer, SwitchError> {
-    let current = ctx.current.borrow().clone();
-    if current.dying {
-        if std::thread::panicking() {
-            // A destructor switching during the unwinding: refuse, don't abort.
-            return Err(SwitchError::Dying);
-        }
-        // The greenlet caught its unwinding and carried on: unwind again.
-        panic::resume_unwind(Box::new(ThrowPayload));
-    }
-    if Rc::ptr_eq(&current, &target) {
-        // Switching to oneself hands the value straight back; throwing into
-        // oneself unwinds right here.
-        if matches!(transfer, Transfer::Throw) && current.is_main() {
-            return Err(SwitchError::MainGreenlet);
-        }
-        return Ok(transfer);
-    }
-    if let Some((ty, name)) = transfer.value_type() {
-        let (want, want_name) = target.awaiting.get();
-        if ty != want {
-            return Err(SwitchError::TypeMismatch {
-                expected: want_name,
-                found: name,
-            });
-        }
-    }
-    if matches!(transfer, Transfer::Throw) && target.is_main() {
-        return Err(SwitchError::MainGreenlet);
-    }
-    current.awaiting.set(awaiting);
+fn on_own_stack(current: &Inner) -> bool {
     if current.is_main() {
-        return Ok(trampoline(ctx, &current, target, transfer));
+        return true;
     }
-    // A child: check we run on its stack (not inside some raw coroutine it
-    // resumed), then suspend to the trampoline with "go to `target`".
-    let here = &target as *const Rc<Inner> as usize;
-    if here < current.range.0 || here >= current.range.1 {
-        return Err(SwitchError::ForeignStack);
+    let probe = 0u8;
+    let here = &probe as *const u8 as usize;
+    here >= current.range.0 && here < current.range.1
+}
+
+/// Hands `transfer` from the running greenlet `current` to `target`, a
+/// different live greenlet of the running context `ctx` that the caller
+/// keeps alive for the call, and returns what
+/// `current`, which waits for a `T`, receives when it is next switched to.
+///
+/// Cannot fail: the callers have checked everything that could refuse the
+/// switch (thread, type, dying, stack) before putting a value in a slot, so
+/// a value handed here is always received.
+///
+/// Inlined into `switch`, and `switch` is `#[inline]`, so that a child's
+/// suspend usually sits in the caller's own code. corosensei resumes a
+/// coroutine with a `call` and suspends with the matching `ret`; when the
+/// suspend point is in a function of its own, resuming it is followed by an
+/// extra `ret` (out of that function) that the return-stack predictor never
+/// saw the `call` for, and it and the following returns on both stacks
+/// mispredict. The main greenlet's side, [`trampoline`], stays out of line:
+/// its calls and returns pair up.
+#[inline(always)]
+fn hand_over<T: 'static>(
+    ctx: &Context,
+    current: &Inner,
+    target: &Inner,
+    transfer: Transfer,
+) -> Result<T, SwitchError> {
+    current.awaiting.set(TypeId::of::<T>());
+    current.awaiting_name.set(type_name::<T>);
+    if current.is_main() {
+        return main_switch(ctx, target, transfer);
     }
+    // A child: suspend to the trampoline with "go to `target`".
     let yielder = current.yielder.get();
     current.state.set(State::Suspended);
-    // Hold no counted reference to ourselves while suspended, or the last
-    // user handle could never drop us.
-    drop(current);
-    let mut out = Some((target, transfer));
+    current.next.set(target);
     // SAFETY: `yielder` was set by this greenlet's entry and points into its
     // own coroutine stack, which lives until the coroutine returns; the
-    // coroutine is running (we are on its stack: checked above), so it has
-    // not returned and the yielder is the one linked to its resumer. The
-    // input pointer comes from the resume that switched back here.
-    Ok(unsafe { take_handed((*yielder).suspend(&mut out)) })
+    // coroutine is running (the caller checked that we are on its stack), so
+    // it has not returned and the yielder is the one linked to its resumer.
+    let got = unsafe { (*yielder).suspend(transfer) };
+    receive(got)
 }
 
-/// The main greenlet's side of every switch: resumes greenlets until one
-/// switches (or its result goes) back to `main`, and returns what arrived.
+/// A switch by a greenlet that is being unwound because it was dropped.
+#[cold]
+fn dying_switch<T>() -> Result<T, SwitchError> {
+    if std::thread::panicking() {
+        // A destructor switching during the unwinding: refuse, don't abort.
+        return Err(SwitchError::Dying);
+    }
+    // The greenlet caught its unwinding and carried on: unwind again.
+    panic::resume_unwind(Box::new(ThrowPayload))
+}
+
+#[cold]
+fn type_mismatch<T>(target: &Inner) -> SwitchError {
+    SwitchError::TypeMismatch {
+        expected: (target.awaiting_name.get())(),
+        found: type_name::<T>(),
+    }
+}
+
+/// A counted handle to a greenlet known only by reference.
 #[inline(always)]
-fn trampoline(
+fn counted(g: &Inner) -> Rc<Inner> {
+    let p: *const Inner = g;
+    // SAFETY: every Inner lives in an Rc (they are only made by `Rc::new`);
+    // the new count is handed to the returned Rc.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Rc::from_raw(p)
+    }
+}
+
+/// Resumes `target` (a live, non-main greenlet of `ctx`, whose main
+/// greenlet is running) with `transfer` until it suspends or returns, with
+/// `current` and both states kept right.
+#[inline(always)]
+fn resume(
     ctx: &Context,
-    main: &Rc<Inner>,
+    target: &Inner,
+    transfer: Transfer,
+) -> CoroutineResult<Transfer, Transfer> {
+    let main = &*ctx.main;
+    main.state.set(State::Suspended);
+    ctx.current.set(target);
+    target.state.set(State::Running);
+    let result = {
+        let mut coro = target.coro.borrow_mut();
+        let coro = coro
+            .as_mut()
+            .expect("greenhouse: a live greenlet has a coroutine");
+        resume_on_stack(coro, target.record.as_ref().expect("not main"), transfer)
+    };
+    ctx.current.set(main);
+    main.state.set(State::Running);
+    result
+}
+
+/// Resumes a greenlet's coroutine with its stack recorded as the running
+/// one. The only caller of corosensei's `resume` for greenlets: with one
+/// call site, the compiler inlines it here.
+#[inline(never)]
+fn resume_on_stack(
+    coro: &mut Coro,
+    record: &StackRecord,
+    transfer: Transfer,
+) -> CoroutineResult<Transfer, Transfer> {
+    let _on = OnRecord::enter(record);
+    coro.resume(transfer)
+}
+
+/// Marks `target`, whose coroutine just returned, dead, frees its stack and
+/// returns where its result goes: its first live ancestor.
+fn finished(target: &Inner) -> Rc<Inner> {
+    target.state.set(State::Dead);
+    if let Some(coro) = target.coro.borrow_mut().take() {
+        stack::give(coro.into_stack());
+    }
+    let parent = target.parent.borrow().clone();
+    match parent {
+        Some(p) => Inner::first_live(&p),
+        None => counted(target),
+    }
+}
+
+/// The main greenlet's side of a switch to `target` (kept alive by the
+/// caller). The common ping-pong — a value to a child that answers the main
+/// greenlet with a value — is one resume with no reference counting; all
+/// else continues in [`trampoline`].
+#[inline(always)]
+fn main_switch<T: 'static>(
+    ctx: &Context,
+    target: &Inner,
+    transfer: Transfer,
+) -> Result<T, SwitchError> {
+    if !transfer.is_value() {
+        return trampoline(ctx, counted(target), transfer, None);
+    }
+    // A value: its sender (the caller) checked the type; start or resume.
+    match resume(ctx, target, transfer) {
+        CoroutineResult::Yield(tr) => {
+            let next = target.next.get();
+            if ptr::eq(next, Rc::as_ptr(&ctx.main)) {
+                if !tr.is_value() {
+                    return receive_other(tr);
+                }
+                // SAFETY: as in `receive`; the sender, `target`, is alive
+                // (the caller keeps it).
+                return Ok(unsafe { tr.take_value::<T>() });
+            }
+            // SAFETY: `next` was set by `target` as it suspended (see the
+            // field); nothing ran since.
+            let next = counted(unsafe { &*next });
+            trampoline(ctx, next, tr, Some(counted(target)))
+        }
+        CoroutineResult::Return(outcome) => {
+            let parent = finished(target);
+            if Rc::ptr_eq(&parent, &ctx.main) {
+                return receive(outcome);
+            }
+            trampoline(ctx, parent, outcome, None)
+        }
+    }
+}
+
+/// The main greenlet's side of every switch that is not the plain
+/// ping-pong: resumes greenlets until one switches (or its result goes) back
+/// to the main greenlet, and returns what arrived. `sender`, if any, is the
+/// greenlet whose switched value `transfer` is (kept alive until taken).
+#[inline(never)]
+fn trampoline<T: 'static>(
+    ctx: &Context,
     mut target: Rc<Inner>,
     mut transfer: Transfer,
-) -> Transfer {
-    main.state.set(State::Suspended);
-    while !Rc::ptr_eq(&target, main) {
-        if let (Some((ty, found)), (want, expected)) =
-            (transfer.value_type(), target.awaiting.get())
-        {
-            if ty != want {
-                // Only a returned value can get here with a wrong type; the
-                // switching side checks its own.
-                transfer = Transfer::Mismatch { expected, found };
+    mut sender: Option<Rc<Inner>>,
+) -> Result<T, SwitchError> {
+    // Children's code runs from here: keep the context alive whatever it
+    // does.
+    let ctx_rc = ctx.counted();
+    let main = &ctx.main;
+    // A greenlet that switched to another is kept alive (in `sender`) until
+    // that one has taken the value, which sits on the sender's stack.
+    loop {
+        if !transfer.is_value() {
+            match prepare_unusual(target, transfer) {
+                Prepared::Resume(t, tr) => (target, transfer) = (t, tr),
+                Prepared::Deliver(t, tr) => {
+                    (target, transfer) = (t, tr);
+                    if Rc::ptr_eq(&target, main) {
+                        drop(sender);
+                        drop(ctx_rc);
+                        return receive(transfer);
+                    }
+                    continue;
+                }
             }
         }
-        if target.state.get() == State::NotStarted && !transfer.is_value() {
-            // Killed (or handed an error) before it ever ran: drop its
-            // closure without running it, and pass the ending on up.
-            target.state.set(State::Dead);
-            if let Some(mut coro) = target.coro.borrow_mut().take() {
-                coro.force_unwind();
-                stack::give(coro.into_stack());
-            }
-            if matches!(transfer, Transfer::Throw) {
-                transfer = Transfer::Exit;
-            }
-            target = Inner::first_live(&Inner::parent_or_self(&target));
-            continue;
-        }
-        *ctx.current.borrow_mut() = target.clone();
-        target.state.set(State::Running);
-        let result = {
-            let mut coro = target.coro.borrow_mut();
-            let coro = coro
-                .as_mut()
-                .expect("greenhouse: a live greenlet has a coroutine");
-            let _on = OnStack::enter(target.stack.expect("not main"), target.name());
-            let mut input = Some(transfer);
-            coro.resume(&mut input)
-        };
+        let result = resume(ctx, &target, transfer);
+        // `target` has taken its value: its sender may go.
+        drop(sender.take());
         match result {
-            CoroutineResult::Yield(out) => {
-                // SAFETY: handed over by the suspend that just returned.
-                (target, transfer) = unsafe { take_handed(out) };
+            CoroutineResult::Yield(tr) => {
+                let next = target.next.get();
+                if ptr::eq(next, Rc::as_ptr(main)) {
+                    if !tr.is_value() {
+                        drop(target);
+                        drop(ctx_rc);
+                        return receive_other(tr);
+                    }
+                    // Move the value out before `target`, on whose stack it
+                    // sits, can be dropped; build the `Result` only then, so
+                    // it is written once in place rather than copied.
+                    // SAFETY: as in `receive`.
+                    let value = unsafe { tr.take_value::<T>() };
+                    drop(target);
+                    drop(ctx_rc);
+                    return Ok(value);
+                }
+                // SAFETY: `next` was set by `target` as it suspended (see
+                // the field); nothing ran since.
+                let next = counted(unsafe { &*next });
+                sender = Some(mem::replace(&mut target, next));
+                transfer = tr;
             }
             CoroutineResult::Return(outcome) => {
-                target.state.set(State::Dead);
-                if let Some(coro) = target.coro.borrow_mut().take() {
-                    stack::give(coro.into_stack());
-                }
                 transfer = outcome;
-                target = Inner::first_live(&Inner::parent_or_self(&target));
+                target = finished(&target);
+                if Rc::ptr_eq(&target, main) {
+                    drop(ctx_rc);
+                    return receive(transfer);
+                }
             }
         }
     }
-    *ctx.current.borrow_mut() = main.clone();
-    main.state.set(State::Running);
-    transfer
+}
+
+/// What the trampoline does with a target and a transfer that is not a
+/// switched value.
+enum Prepared {
+    /// Resume the target with it.
+    Resume(Rc<Inner>, Transfer),
+    /// The target died unstarted: hand this to that greenlet instead.
+    Deliver(Rc<Inner>, Transfer),
+}
+
+/// The trampoline's checks for anything but a switched value: a returned
+/// value of the wrong type becomes a mismatch error, and an unstarted target
+/// handed an ending (kill, error) dies without running.
+#[cold]
+fn prepare_unusual(target: Rc<Inner>, mut transfer: Transfer) -> Prepared {
+    let returned = match transfer.ending_ref() {
+        Some(Ending::Returned { value, name }) => Some((Any::type_id(&**value), *name)),
+        _ => None,
+    };
+    if let Some((ty, found)) = returned {
+        if ty == target.awaiting.get() {
+            // A returned value of the right type: resume (or start) with it.
+            return Prepared::Resume(target, transfer);
+        }
+        // Only a returned value can get here with a wrong type; the
+        // switching side checks its own.
+        transfer = Transfer::ending(Ending::Mismatch {
+            expected: (target.awaiting_name.get())(),
+            found,
+        });
+    }
+    if target.state.get() != State::NotStarted {
+        return Prepared::Resume(target, transfer);
+    }
+    // Killed (or handed an error) before it ever ran: drop its closure
+    // without running it, and pass the ending on up.
+    target.state.set(State::Dead);
+    let coro = target.coro.borrow_mut().take();
+    if let Some(mut coro) = coro {
+        coro.force_unwind();
+        stack::give(coro.into_stack());
+    }
+    if transfer.is_throw() {
+        transfer = Transfer::ending(Ending::Exit);
+    }
+    Prepared::Deliver(Inner::first_live(&Inner::parent_or_self(&target)), transfer)
 }
 
 impl<T: 'static> Greenlet<T> {
@@ -1113,25 +1450,38 @@ impl<T: 'static> Greenlet<T> {
     /// assert_eq!(counter.switch(10).unwrap(), 11);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn switch(&self, value: T) -> Result<T, SwitchError> {
-        let ctx = context()?;
+        // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
+        let ctx = unsafe { &*context_ptr()? };
         if self.inner.ctx != ctx.id {
             return Err(SwitchError::WrongThread);
         }
-        let mut slot = Some(value);
-        let transfer = Transfer::Slot {
-            ptr: &mut slot as *mut Option<T> as *mut (),
-            ty: TypeId::of::<T>(),
-            name: type_name::<T>(),
+        let current = ctx.current();
+        if current.dying {
+            return dying_switch();
+        }
+        // `self` keeps its greenlet alive for the call; an ancestor of a
+        // dead one is kept by `ancestor`.
+        let ancestor;
+        let target: &Inner = if self.inner.state.get() != State::Dead {
+            &self.inner
+        } else {
+            ancestor = Inner::first_live(&self.inner);
+            &ancestor
         };
-        let target = Inner::first_live(&self.inner);
-        let got = switch_to(
-            &ctx,
-            target,
-            transfer,
-            (TypeId::of::<T>(), type_name::<T>()),
-        )?;
-        receive(got)
+        if ptr::eq(current, target) {
+            return Ok(value);
+        }
+        if target.awaiting.get() != TypeId::of::<T>() {
+            return Err(type_mismatch::<T>(target));
+        }
+        if !on_own_stack(current) {
+            return Err(SwitchError::ForeignStack);
+        }
+        let mut slot = ValueSlot(MaybeUninit::new(value));
+        // From here the value belongs to the receiver, which moves it out.
+        hand_over(ctx, current, target, Transfer::value(&mut slot))
     }
 
     /// Unwinds this greenlet from its pending `switch` (Python greenlet's
@@ -1166,23 +1516,35 @@ impl<T: 'static> Greenlet<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn throw(&self) -> Result<T, SwitchError> {
-        let ctx = context()?;
+        // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
+        let ctx = unsafe { &*context_ptr()? };
         if self.inner.ctx != ctx.id {
             return Err(SwitchError::WrongThread);
         }
         if self.inner.is_main() {
             return Err(SwitchError::MainGreenlet);
         }
-        let awaiting = (TypeId::of::<T>(), type_name::<T>());
-        let got = if self.inner.state.get() == State::Dead {
+        let current = ctx.current();
+        if current.dying {
+            return dying_switch();
+        }
+        let (target, transfer) = if self.inner.state.get() == State::Dead {
             // greenlet: a GreenletExit thrown into a dead greenlet becomes a
             // GreenletExit value for its first live ancestor.
             let target = Inner::first_live(&self.inner);
-            switch_to(&ctx, target, Transfer::Exit, awaiting)?
+            (target, Transfer::ending(Ending::Exit))
         } else {
-            switch_to(&ctx, self.inner.clone(), Transfer::Throw, awaiting)?
+            (self.inner.clone(), Transfer::throw())
         };
-        receive(got)
+        if ptr::eq(current, &*target) {
+            // Throwing into oneself unwinds right here; an exit for oneself
+            // is received at once.
+            return receive(transfer);
+        }
+        if !on_own_stack(current) {
+            return Err(SwitchError::ForeignStack);
+        }
+        hand_over(ctx, current, &target, transfer)
     }
 
     /// Kills this greenlet: like [`throw`](Self::throw), but reports the
@@ -1449,10 +1811,10 @@ mod tests {
     fn default_thread_state_is_empty_until_used() {
         let saved = swap_thread_state(ThreadState::default());
         let st = swap_thread_state(ThreadState::default());
-        assert!(st.0.is_none());
+        assert!(st.is_empty());
         let _ = current::<()>();
         let st = swap_thread_state(ThreadState::default());
-        assert!(st.0.is_some());
+        assert!(!st.is_empty());
         swap_thread_state(saved);
     }
 }

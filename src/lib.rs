@@ -31,11 +31,12 @@
 //! - [`thread`]: green threads shaped like `std::thread`.
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
-//!   descriptor, a cooperative stdin.
+//!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
 pub mod channel;
+pub mod fs;
 pub mod generator;
 pub mod greenlet;
 pub mod io;

@@ -26,7 +26,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::runtime::task::{Task, WaitReason};
+use crate::runtime::task::{TaskRef, WaitReason};
 use crate::sync::lock::Lock;
 use crate::sync::waiters::{lock, NoHandOff, Node, WaitQueue, Waiter, Wakes};
 use crate::sync::Semaphore;
@@ -45,7 +45,7 @@ struct State {
     /// none, so a joined pool has all its slots free.
     alive: usize,
     /// Running members by group-local id, to kill them.
-    members: HashMap<u64, Arc<Task>>,
+    members: HashMap<u64, TaskRef>,
     /// Members that finished before their spawner recorded them.
     finished_early: HashSet<u64>,
     joiners: WaitQueue,
@@ -606,7 +606,7 @@ impl Group {
     /// });
     /// ```
     pub fn kill(&self) {
-        let tasks: Vec<Arc<Task>> = lock(&self.inner.state).members.values().cloned().collect();
+        let tasks: Vec<TaskRef> = lock(&self.inner.state).members.values().cloned().collect();
         for t in &tasks {
             t.kill();
         }

@@ -27,6 +27,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::marker::PhantomData;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
@@ -120,27 +121,37 @@ pub fn set_pool_limit(stacks_per_thread: usize) {
     POOL_LIMIT.store(stacks_per_thread, Ordering::Relaxed);
 }
 
-/// Returns how many free stacks each OS thread keeps for reuse.
+/// Returns how many free stacks are kept for reuse (see
+/// [`set_pool_limit`]).
 ///
 /// # Example
 ///
 /// ```
-/// assert!(greenhouse::stack::pool_limit() <= usize::MAX);
+/// use greenhouse::stack;
+/// let saved = stack::pool_limit();
+/// stack::set_pool_limit(64);
+/// assert_eq!(stack::pool_limit(), 64);
+/// stack::set_pool_limit(saved);
 /// ```
 pub fn pool_limit() -> usize {
     POOL_LIMIT.load(Ordering::Relaxed)
 }
 
+// Inlined: `Stack::base` calls it on every resume.
+#[inline]
 fn page_size() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
-    let p = PAGE.load(Ordering::Relaxed);
-    if p != 0 {
-        return p;
+    #[cold]
+    fn init() -> usize {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        PAGE.store(p, Ordering::Relaxed);
+        p
     }
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-    PAGE.store(p, Ordering::Relaxed);
-    p
+    match PAGE.load(Ordering::Relaxed) {
+        0 => init(),
+        p => p,
+    }
 }
 
 /// Rounds a requested size up to whole pages and at least `MIN_STACK_SIZE`.
@@ -271,6 +282,18 @@ fn map_error(err: io::Error, size: usize) -> io::Error {
     let maps = std::fs::read_to_string("/proc/self/maps")
         .map(|s| s.lines().count())
         .ok();
+    out_of_memory_error(&err, size, max_maps, maps)
+}
+
+/// The error for an `ENOMEM` from mapping a `size`-byte stack, given the
+/// map limit and the maps in use (when readable): the map limit when the
+/// process is at it, else memory or address space.
+fn out_of_memory_error(
+    err: &io::Error,
+    size: usize,
+    max_maps: Option<usize>,
+    maps: Option<usize>,
+) -> io::Error {
     let msg = match (max_maps, maps) {
         (Some(max), Some(now)) if now + 64 >= max => format!(
             "greenhouse: cannot map a new green stack: the per-process memory-map limit \
@@ -440,9 +463,15 @@ const NOT_RUNNING: Running = Running {
 };
 
 thread_local! {
-    // Const-initialised and without a destructor, so reading it from the
-    // SIGSEGV handler neither allocates nor registers anything.
-    static RUNNING: Cell<Running> = const { Cell::new(NOT_RUNNING) };
+    // The record of the stack this OS thread runs on: null on its own stack,
+    // else a record that stays put while it is installed (a coroutine's
+    // prepared `StackRecord`, or `SLOT` below). A pointer, so that entering
+    // a stack on every resume is one store. Const-initialised and without a
+    // destructor, so reading it from the SIGSEGV handler neither allocates
+    // nor registers anything.
+    static RUNNING: Cell<*const Running> = const { Cell::new(ptr::null()) };
+    // Where `OnStack::enter` keeps a record built on the fly.
+    static SLOT: Cell<Running> = const { Cell::new(NOT_RUNNING) };
     // How many coroutine stacks this OS thread is nested in (0: its own stack).
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
@@ -451,38 +480,90 @@ thread_local! {
 /// thread's own stack, 1 inside a green thread, greenlet or generator, 2 inside
 /// a greenlet or generator resumed from one of those, and so on. The hub uses
 /// it to tell a green thread's own stack from a coroutine nested in it.
+#[inline]
 pub(crate) fn depth() -> usize {
     DEPTH.with(|d| d.get())
+}
+
+/// A coroutine's overflow record, built once when the coroutine is made so
+/// that entering its stack on every resume is two thread-local stores
+/// ([`OnRecord::enter`]). Building it installs the overflow handler and
+/// this thread's alternate signal stack, so the coroutine must be resumed on
+/// the thread that built it (greenlets and generators are `!Send`).
+#[derive(Clone, Copy)]
+pub(crate) struct StackRecord(Running);
+
+impl StackInfo {
+    /// The record [`OnRecord::enter`] installs for this stack. `name`
+    /// must stay valid (not be freed or moved) while the record is used.
+    pub(crate) fn record(&self, name: &str) -> StackRecord {
+        install_overflow_handler();
+        ensure_altstack();
+        StackRecord(Running {
+            guard_low: self.guard_low,
+            guard_high: self.guard_high,
+            size: self.size,
+            name_ptr: name.as_ptr(),
+            name_len: name.len(),
+        })
+    }
 }
 
 /// While alive, records that the current OS thread runs on a given green
 /// stack, so an overflow can be reported with the coroutine's name.
 /// Restores the previous record on drop (coroutines nest).
 pub(crate) struct OnStack {
-    prev: Running,
+    prev: *const Running,
+    prev_slot: Running,
 }
 
 impl OnStack {
     /// Marks the stack described by `info` as the current one: call it just
     /// before resuming a coroutine and drop the result when the resume
     /// returns. `name` must stay valid (not be freed or moved) until then.
+    #[inline]
     pub(crate) fn enter(info: StackInfo, name: &str) -> OnStack {
-        install_overflow_handler();
-        ensure_altstack();
-        let now = Running {
-            guard_low: info.guard_low,
-            guard_high: info.guard_high,
-            size: info.size,
-            name_ptr: name.as_ptr(),
-            name_len: name.len(),
-        };
-        let prev = RUNNING.with(|r| r.replace(now));
+        let prev_slot = SLOT.with(|s| s.replace(info.record(name).0));
+        let prev = RUNNING.with(|r| r.replace(SLOT.with(|s| s.as_ptr().cast_const())));
         DEPTH.with(|d| d.set(d.get() + 1));
-        OnStack { prev }
+        OnStack { prev, prev_slot }
     }
 }
 
 impl Drop for OnStack {
+    #[inline]
+    fn drop(&mut self) {
+        SLOT.with(|s| s.set(self.prev_slot));
+        RUNNING.with(|r| r.set(self.prev));
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// [`OnStack`] for a record built beforehand ([`StackRecord`]), for
+/// coroutines resumed often (greenlets, generators): entering is one
+/// pointer store and a counter increment. The record is borrowed, so it
+/// cannot move or be freed while installed.
+pub(crate) struct OnRecord<'a> {
+    prev: *const Running,
+    _record: PhantomData<&'a StackRecord>,
+}
+
+impl<'a> OnRecord<'a> {
+    /// Marks the stack of `record` as the current one until the result is
+    /// dropped (when the resume returns).
+    #[inline(always)]
+    pub(crate) fn enter(record: &'a StackRecord) -> OnRecord<'a> {
+        let prev = RUNNING.with(|r| r.replace(&record.0));
+        DEPTH.with(|d| d.set(d.get() + 1));
+        OnRecord {
+            prev,
+            _record: PhantomData,
+        }
+    }
+}
+
+impl Drop for OnRecord<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
         RUNNING.with(|r| r.set(self.prev));
         DEPTH.with(|d| d.set(d.get() - 1));
@@ -549,10 +630,15 @@ thread_local! {
 /// A signal raised by a fault on a green stack's guard page can only be
 /// handled on an alternate signal stack. std gives its own threads one; a
 /// thread made some other way gets one here.
+#[inline]
 fn ensure_altstack() {
-    if ALTSTACK_CHECKED.with(|c| c.replace(true)) {
-        return;
+    if !ALTSTACK_CHECKED.with(|c| c.replace(true)) {
+        make_altstack();
     }
+}
+
+#[cold]
+fn make_altstack() {
     // SAFETY: querying with a null new-stack pointer only writes `cur`.
     let mut cur: libc::stack_t = unsafe { std::mem::zeroed() };
     unsafe { libc::sigaltstack(ptr::null(), &mut cur) };
@@ -608,7 +694,13 @@ impl std::fmt::Write for MsgBuf {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let running = RUNNING.try_with(|r| r.get()).unwrap_or(NOT_RUNNING);
+    let running = RUNNING
+        .try_with(|r| r.get())
+        .ok()
+        .filter(|p| !p.is_null())
+        // SAFETY: a non-null RUNNING points to a record that stays valid
+        // while installed (see RUNNING).
+        .map_or(NOT_RUNNING, |p| unsafe { *p });
     if running.guard_low != 0 && addr >= running.guard_low && addr < running.guard_high {
         use std::fmt::Write;
         // SAFETY: name_ptr/name_len were taken from a &str that the OnStack
@@ -690,6 +782,33 @@ mod tests {
             .find(|l| l.starts_with(&format!("{lo:x}-{hi:x}")))
             .expect("guard page has its own map entry");
         assert!(line.contains("---p"), "guard page is not PROT_NONE: {line}");
+    }
+
+    #[test]
+    fn refused_mapping_names_the_map_limit_when_the_process_is_at_it() {
+        let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
+        let e = out_of_memory_error(&enomem, 65536, Some(65530), Some(65500));
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        let msg = e.to_string();
+        assert!(msg.contains("vm.max_map_count = 65530"), "{msg}");
+        assert!(msg.contains("sysctl -w vm.max_map_count=262144"), "{msg}");
+        assert!(msg.contains("two"), "says each stack takes two maps: {msg}");
+    }
+
+    #[test]
+    fn refused_mapping_below_the_map_limit_names_memory_and_address_space() {
+        let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
+        for (max, now) in [(Some(1 << 20), Some(1000)), (None, None)] {
+            let e = out_of_memory_error(&enomem, 65536, max, now);
+            assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+            let msg = e.to_string();
+            assert!(msg.contains("65536-byte"), "{msg}");
+            assert!(
+                msg.contains("ulimit -v") && msg.contains("RLIMIT_AS"),
+                "{msg}"
+            );
+            assert!(!msg.contains("max_map_count ="), "{msg}");
+        }
     }
 
     #[test]

@@ -231,6 +231,50 @@ fn switching_to_a_dead_greenlet_goes_to_its_first_live_ancestor() {
     assert_eq!(leaf.switch(9).unwrap(), 9);
 }
 
+#[test]
+fn the_live_ancestor_of_a_dead_target_is_kept_alive_while_it_runs() {
+    // `dead`'s parent link is the only thing that refers to `ancestor`; the
+    // ancestor cuts that link while it runs. It must stay alive until it
+    // has switched away, from main and from a child alike.
+    for from_child in [false, true] {
+        let counter = Counter::new();
+        let dead_slot: Rc<RefCell<Option<Greenlet<i32>>>> = Default::default();
+        let (ds, c) = (dead_slot.clone(), counter.clone());
+        let main = greenlet::current::<i32>();
+        let m = main.clone();
+        let ancestor = Greenlet::new(move |first: i32| {
+            let _local = c.make();
+            let v = m.switch(first).unwrap();
+            // Cut the link that keeps us alive, then answer.
+            ds.borrow().as_ref().unwrap().set_parent(&m).unwrap();
+            m.switch(v * 10).unwrap()
+        })
+        .unwrap();
+        assert_eq!(ancestor.switch(0).unwrap(), 0);
+        let dead = Greenlet::new(|x: i32| x).unwrap();
+        dead.set_parent(&main).unwrap();
+        assert_eq!(dead.switch(5).unwrap(), 5);
+        dead.set_parent(&ancestor).unwrap();
+        *dead_slot.borrow_mut() = Some(dead.clone());
+        drop(ancestor);
+        assert_eq!(counter.live(), 1, "the ancestor lives on through `dead`");
+        let got = if from_child {
+            let d = dead.clone();
+            let child = Greenlet::new(move |v: i32| d.switch(v).unwrap()).unwrap();
+            child.switch(4).unwrap()
+        } else {
+            dead.switch(4).unwrap()
+        };
+        assert_eq!(got, 40);
+        assert_eq!(
+            counter.live(),
+            0,
+            "the ancestor was unwound once unreferenced"
+        );
+        dead_slot.borrow_mut().take();
+    }
+}
+
 // 5. throw() and kill().
 
 #[test]
@@ -381,6 +425,48 @@ fn each_os_thread_has_its_own_main_greenlet() {
     assert!(greenlet::current::<i32>() == here);
 }
 
+#[test]
+fn a_handle_carried_to_another_green_thread_is_refused() {
+    // Rules 6 and 8 across green threads: two green threads on one OS
+    // thread share its thread-locals, so a handle can be carried from one to
+    // the other; using it there is refused and changes nothing.
+    use greenhouse::runtime::Runtime;
+    use greenhouse::thread;
+    thread_local! {
+        static CARRIED: RefCell<Option<Greenlet<i32>>> = const { RefCell::new(None) };
+    }
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (switched, parented, after) = rt.run(|| {
+        thread::spawn(|| {
+            let g = Greenlet::new(|x: i32| x + 1).unwrap();
+            CARRIED.with(|c| *c.borrow_mut() = Some(g.clone()));
+            // Another green thread on this worker (one worker: same OS
+            // thread) tries to use it while its owner waits.
+            let (switched, parented) = thread::spawn(|| {
+                let carried = CARRIED.with(|c| c.borrow_mut().take()).unwrap();
+                let switched = carried.switch(1);
+                let mine = Greenlet::new(|x: i32| x).unwrap();
+                let parented = mine.set_parent(&carried);
+                let threw = carried.throw();
+                assert!(matches!(threw, Err(SwitchError::WrongThread)));
+                (matches!(switched, Err(SwitchError::WrongThread)), parented)
+            })
+            .join()
+            .unwrap();
+            // Its owner still switches it normally.
+            (switched, parented, g.switch(41).unwrap())
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(
+        switched,
+        "switch from another green thread must be WrongThread"
+    );
+    assert_eq!(parented, Err(ParentError::WrongThread));
+    assert_eq!(after, 42);
+}
+
 // 7. Dropping the last handle to a suspended greenlet unwinds it.
 
 #[test]
@@ -463,6 +549,67 @@ fn dropping_a_greenlet_from_inside_another_unwinds_it() {
     .unwrap();
     assert_eq!(counter.live(), 1);
     assert_eq!(dropper.switch(5).unwrap(), 5);
+    assert_eq!(counter.live(), 0);
+}
+
+/// Builds a greenlet X that, once started, is referenced by nothing but the
+/// switch machinery, and then switches `Some(value)` to `to` (or to the main
+/// greenlet). X is started by the return of a greenlet D whose parent it is;
+/// X then moves D to another parent, so D no longer keeps it alive.
+fn run_unreferenced_sender(
+    counter: &Counter,
+    to: Option<Greenlet<Option<Tracked>>>,
+) -> Option<Tracked> {
+    type Slot = Rc<RefCell<Option<Greenlet<Option<Tracked>>>>>;
+    let main = greenlet::current::<Option<Tracked>>();
+    let d_slot: Slot = Default::default();
+    let (ds, c, m) = (d_slot.clone(), counter.clone(), main.clone());
+    let x = Greenlet::new(move |_: Option<Tracked>| {
+        let d = ds.borrow_mut().take().unwrap();
+        d.set_parent(&m).unwrap();
+        drop(d);
+        let _local = c.make();
+        let to = to.unwrap_or(m);
+        to.switch(Some(c.make())).unwrap();
+        unreachable!("X is unwound, never resumed");
+    })
+    .unwrap();
+    let d = Greenlet::new(|v: Option<Tracked>| v).unwrap();
+    d.set_parent(&x).unwrap();
+    drop(x);
+    *d_slot.borrow_mut() = Some(d.clone());
+    d.switch(None).unwrap()
+}
+
+#[test]
+fn a_sender_kept_only_by_the_switch_lives_until_main_took_its_value() {
+    // The switched value waits on the sender's stack until the receiver
+    // takes it; the sender must not be unwound (dropping that value) first.
+    let counter = Counter::new();
+    let got = run_unreferenced_sender(&counter, None);
+    assert!(got.is_some());
+    assert_eq!(counter.live(), 1, "X was unwound, its value arrived once");
+    drop(got);
+    assert_eq!(counter.live(), 0);
+}
+
+#[test]
+fn a_sender_kept_only_by_the_switch_lives_until_a_sibling_took_its_value() {
+    let counter = Counter::new();
+    let received = Rc::new(RefCell::new(None));
+    let r = received.clone();
+    let y = Greenlet::new(move |v: Option<Tracked>| {
+        *r.borrow_mut() = Some(v);
+        None
+    })
+    .unwrap();
+    let back = run_unreferenced_sender(&counter, Some(y.clone()));
+    assert!(back.is_none(), "y's return value (None) came back");
+    assert!(y.is_dead());
+    let got = received.borrow_mut().take().expect("y ran");
+    assert!(got.is_some());
+    assert_eq!(counter.live(), 1, "X was unwound, its value arrived once");
+    drop(got);
     assert_eq!(counter.live(), 0);
 }
 

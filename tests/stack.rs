@@ -87,6 +87,11 @@ fn assert_overflow_report(mode: &str, expected: &str) {
         stderr.contains(expected) && stderr.contains("has overflowed its stack"),
         "expected {expected:?} in stderr: {stderr}"
     );
+    // ... and how to give it more.
+    assert!(
+        stderr.contains("Builder::stack_size") && stderr.contains("set_default_size"),
+        "no hint on raising the stack size in: {stderr}"
+    );
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGABRT),
