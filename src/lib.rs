@@ -32,6 +32,9 @@
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
 //!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
+//! - [`sync`]: locks, condition variables, semaphores, events, results;
+//!   [`channel`]: MPMC channels and select; [`queue`]: gevent's queues.
+//! - [`pool`]: gevent's `Pool` and `Group`.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 

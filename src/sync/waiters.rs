@@ -43,9 +43,6 @@
 //!   cell; [`WaitQueue::pop`] drops nodes whose selection is already decided
 //!   (unlinked, no token) and moves on to the next.
 
-// Parts used only by types still to come (channels, select).
-#![allow(dead_code)]
-
 use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomPinned;
 use std::pin::Pin;
@@ -133,6 +130,7 @@ impl Node {
         self.token.load(Acquire)
     }
 
+    #[cfg(test)]
     pub(crate) fn is_linked(&self) -> bool {
         self.linked.get()
     }
@@ -513,15 +511,6 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
         // it), and `Drop` unlinks it before it is freed; the caller holds the
         // lock.
         unsafe { (me.queue)(state).push_back(&me.node) };
-        me.armed.set(true);
-    }
-
-    /// Like [`enqueue`](Waiter::enqueue), at the front of the queue.
-    pub(crate) fn enqueue_front(self: Pin<&Self>, state: &mut S) {
-        let me = self.get_ref();
-        me.node.reset();
-        // SAFETY: as in `enqueue`.
-        unsafe { (me.queue)(state).push_front(&me.node) };
         me.armed.set(true);
     }
 
