@@ -35,6 +35,9 @@
 //! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
 //!   std and third-party blocking code yields inside green threads.
 //! - [`server`]: gevent's `StreamServer`, a green thread per connection.
+//! - [`sync`]: locks, condition variables, semaphores, events, results;
+//!   [`channel`]: MPMC channels and select; [`queue`]: gevent's queues.
+//! - [`pool`]: gevent's `Pool` and `Group`.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 

@@ -23,10 +23,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runtime::task::{TaskRef, WaitReason};
+use crate::sync::lock::Lock;
 use crate::sync::waiters::{lock, NoHandOff, Node, WaitQueue, Waiter, Wakes};
 use crate::sync::Semaphore;
 use crate::thread::{JoinError, JoinHandle};
@@ -55,7 +56,7 @@ fn joiners(s: &mut State) -> &mut WaitQueue {
 }
 
 struct Inner {
-    state: Mutex<State>,
+    state: Lock<State>,
     /// The pool's bound: one permit per running member.
     limit: Option<(Semaphore, usize)>,
 }
@@ -94,7 +95,7 @@ impl Drop for Membership {
 
 /// Indexes of members whose closure has ended, in the order they ended.
 struct Completions {
-    state: Mutex<CompletionState>,
+    state: Lock<CompletionState>,
 }
 
 struct CompletionState {
@@ -112,7 +113,7 @@ const PUSHED: usize = 1;
 impl Completions {
     fn new() -> Completions {
         Completions {
-            state: Mutex::new(CompletionState {
+            state: Lock::new(CompletionState {
                 done: VecDeque::new(),
                 waiters: WaitQueue::new(),
             }),
@@ -335,7 +336,7 @@ impl Group {
     fn with_limit(limit: Option<usize>) -> Group {
         Group {
             inner: Arc::new(Inner {
-                state: Mutex::new(State {
+                state: Lock::new(State {
                     next_id: 0,
                     running: 0,
                     alive: 0,
