@@ -38,7 +38,7 @@ use corosensei::{Coroutine, Yielder};
 
 use super::park::Unparker;
 use super::worker::Shared;
-use crate::stack::{Stack, StackInfo};
+use crate::stack::{Stack, StackRecord};
 
 pub(crate) const NEW: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;
@@ -266,10 +266,11 @@ impl Drop for TaskRef {
     }
 }
 
-/// The coroutine of a task, or its stack before the first run.
+/// The coroutine of a task (with the overflow record its worker installs on
+/// every resume), or its stack before the first run.
 pub(crate) enum Co {
     Unstarted(Stack),
-    Started(GreenCoroutine),
+    Started(GreenCoroutine, StackRecord),
     Finished,
 }
 
@@ -314,7 +315,6 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     co: UnsafeCell<Co>,
     local: UnsafeCell<TaskLocal>,
-    pub(crate) stack_info: StackInfo,
     pub(crate) name: Option<Box<str>>,
     pub(crate) shared: Arc<Shared>,
     /// Worker that first ran this task (usize::MAX before that).
@@ -346,7 +346,6 @@ impl Task {
         stack: Stack,
         vtable: &'static Vtable,
     ) -> Task {
-        let stack_info = stack.info();
         Task {
             refs: AtomicUsize::new(1),
             state: AtomicU8::new(NEW),
@@ -369,7 +368,6 @@ impl Task {
                 timer_seq: 0,
                 timer_armed: None,
             }),
-            stack_info,
             name,
             shared,
             owner: AtomicUsize::new(usize::MAX),

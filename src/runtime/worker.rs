@@ -34,7 +34,7 @@ use super::io::IoSlab;
 use super::park::{after_suspend_park, EnterTask};
 use super::task::{Co, Suspend, TaskRef, DONE, NEW, PARKED, RUNNING, SCHEDULED};
 use super::timer::{Entry, Wheel};
-use crate::stack::OnStack;
+use crate::stack::OnRecord;
 
 pub(crate) const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 /// How many tasks a worker runs between checks of its inbox, timers and
@@ -897,7 +897,7 @@ impl Worker<'_> {
             }
         }
         task.state.store(RUNNING, Relaxed);
-        let Co::Started(co) = (unsafe { task.co_mut() }) else {
+        let Co::Started(co, record) = (unsafe { task.co_mut() }) else {
             unreachable!("a started task has a coroutine");
         };
         bump(&stats.switches);
@@ -909,8 +909,7 @@ impl Worker<'_> {
         let outer = crate::greenlet::swap_thread_state(greenlets);
         let result = {
             let _enter = EnterTask::new(&task);
-            let name = task.name.as_deref().unwrap_or("<unnamed>");
-            let _stack = OnStack::enter(task.stack_info, name);
+            let _stack = OnRecord::enter(record);
             co.resume(())
         };
         let greenlets = crate::greenlet::swap_thread_state(outer);
@@ -937,7 +936,7 @@ impl Worker<'_> {
             }
             CoroutineResult::Return(()) => {
                 let co = std::mem::replace(unsafe { task.co_mut() }, Co::Finished);
-                if let Co::Started(co) = co {
+                if let Co::Started(co, _) = co {
                     crate::stack::give(co.into_stack());
                 }
                 self.finish(task);
@@ -966,7 +965,10 @@ impl Worker<'_> {
             return false;
         }
         // SAFETY: as above; started exactly once.
-        *co = Co::Started(unsafe { task.start_body(stack) });
+        // The overflow record names the task; its name lives in the task.
+        let name = task.name.as_deref().unwrap_or("<unnamed>");
+        let record = stack.info().record(name);
+        *co = Co::Started(unsafe { task.start_body(stack) }, record);
         let slot = self.ctx.registry.borrow_mut().insert(task.clone());
         unsafe { task.local_mut() }.slot = slot;
         true
