@@ -235,6 +235,34 @@ impl TaskRef {
     }
 }
 
+/// A started task named without counting a reference (for run queues and
+/// inboxes, which every switch touches). Sound because its owner worker's
+/// registry holds a counted reference until the task finishes, and a task
+/// sitting in a queue cannot finish: only its owner runs it, from that queue.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskPtr(NonNull<Task>);
+
+// SAFETY: a TaskPtr only names a Task (Send + Sync); see the type's docs for
+// why the task outlives it.
+unsafe impl Send for TaskPtr {}
+
+impl TaskPtr {
+    #[inline(always)]
+    pub(crate) fn of(t: &Task) -> TaskPtr {
+        TaskPtr(NonNull::from(t))
+    }
+
+    /// The task.
+    ///
+    /// # Safety
+    /// The task has started and not finished (the type's invariant: true for
+    /// every TaskPtr taken out of a run queue or inbox).
+    #[inline(always)]
+    pub(crate) unsafe fn task<'a>(self) -> &'a Task {
+        self.0.as_ref()
+    }
+}
+
 impl std::ops::Deref for TaskRef {
     type Target = Task;
     #[inline(always)]
@@ -442,8 +470,7 @@ impl Task {
             .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
             .is_ok()
         {
-            // SAFETY: `self` is alive (the caller holds a reference).
-            super::worker::schedule(unsafe { TaskRef::from_header(self) });
+            super::worker::schedule(self);
         } else if self.os_blocked.load(SeqCst) {
             self.shared.unpark_os_thread(self.owner.load(Acquire));
         }
