@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::runtime::io::{Interest, IoSource};
+use crate::runtime::io::{poll_once, Interest, IoSource, IoWaitScope};
 use crate::runtime::park::{park_until, Unparker};
 use crate::runtime::task::WaitReason;
 
@@ -18,13 +18,19 @@ use crate::runtime::task::WaitReason;
 /// at most `timeout`. In a green thread only that green thread waits; in an
 /// OS thread it blocks like `poll(2)`.
 ///
-/// The descriptor is not taken over: greenhouse waits on a duplicate of it
-/// (one `dup` and one registration per call), so it may belong to any
-/// library, in any mode.
+/// The descriptor is not taken over: if it is not ready at once, greenhouse
+/// waits on a duplicate of it (one `dup` and one poll registration per
+/// wait), so it may belong to any library, in any mode, and may even be
+/// one of greenhouse's own sockets. A regular file is always ready, as
+/// `poll(2)` says.
+///
+/// A green thread killed, or stopped by a [`timeout`](crate::time::timeout),
+/// while it waits here unwinds from the wait (a cancellation point).
 ///
 /// # Errors
-/// `TimedOut` when `timeout` passes first; `InvalidInput`/the OS's error for a
-/// bad descriptor.
+/// `TimedOut` when `timeout` passes first; `InvalidInput` for a negative
+/// descriptor; `EBADF` (kind `Uncategorized`; test with `raw_os_error`) for
+/// a descriptor that is not open.
 ///
 /// # Example
 ///
@@ -68,10 +74,20 @@ fn wait_fd(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Resu
             "negative file descriptor",
         ));
     }
-    // SAFETY: the caller vouches that `fd` is open during the call; we only
-    // duplicate it.
-    let dup: OwnedFd = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    // Ready now (the common case for a caller that just hit EAGAIN on a busy
+    // descriptor): one poll(2), no registration. Also validates `fd`.
+    if poll_once(fd, interest, 0)? {
+        crate::runtime::park::check_cancel();
+        return Ok(());
+    }
+    if timeout == Some(Duration::ZERO) {
+        return Err(wait_timed_out());
+    }
+    // SAFETY: `fd` was open at the poll just above; the caller vouches that
+    // it stays open during the call (std's `BorrowedFd` contract). We only
+    // duplicate it: the duplicate is ours to register and close.
+    let dup: OwnedFd = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
     // The registration (if any) must go before the duplicate closes.
     let ready = {
         let src = IoSource::new(dup.as_raw_fd());
@@ -81,11 +97,15 @@ fn wait_fd(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Resu
     if ready {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "timed out waiting for the descriptor",
-        ))
+        Err(wait_timed_out())
     }
+}
+
+fn wait_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "timed out waiting for the descriptor",
+    )
 }
 
 /// Lines read from the process's standard input by one helper OS thread.
@@ -127,7 +147,11 @@ fn feed() -> &'static Arc<StdinFeed> {
                             false
                         }
                         Err(e) => {
-                            let fatal = e.kind() != io::ErrorKind::Interrupted;
+                            // std's stdin keeps working after these two.
+                            let fatal = !matches!(
+                                e.kind(),
+                                io::ErrorKind::Interrupted | io::ErrorKind::InvalidData
+                            );
                             st.lines.push_back(Err(e));
                             if fatal {
                                 st.eof = true;
@@ -215,8 +239,13 @@ impl Stdin {
                 if st.eof {
                     return Ok(0);
                 }
-                st.waiters.push(Unparker::current());
+                let me = Unparker::current();
+                if !st.waiters.iter().any(|w| w.same_as(&me)) {
+                    st.waiters.push(me);
+                }
             }
+            // The helper thread may still wake us: not a deadlock.
+            let _io = IoWaitScope::enter();
             park_until(None, WaitReason::Io);
         }
     }

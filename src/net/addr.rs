@@ -57,14 +57,28 @@ single!(
     (Ipv6Addr, u16)
 );
 
-/// Resolves `host:port` on the blocking pool.
+/// std's resolver (`getaddrinfo`), collected.
+fn getaddrinfo(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).map(Iterator::collect)
+}
+
+/// Resolves `host:port`: on the blocking pool when called from a green
+/// thread (the worker runs other green threads meanwhile), directly on a
+/// plain OS thread (which may block anyway).
 fn lookup(host: &str, port: u16) -> io::Result<std::vec::IntoIter<SocketAddr>> {
+    lookup_with(host, port, getaddrinfo)
+}
+
+fn lookup_with(
+    host: &str,
+    port: u16,
+    resolve: fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
+) -> io::Result<std::vec::IntoIter<SocketAddr>> {
+    if crate::runtime::park::current_task().is_none() {
+        return resolve(host, port).map(Vec::into_iter);
+    }
     let host = host.to_string();
-    crate::thread::spawn_blocking(move || {
-        std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-            .map(|it| it.collect::<Vec<_>>())
-    })
-    .map(Vec::into_iter)
+    crate::thread::spawn_blocking(move || resolve(&host, port)).map(Vec::into_iter)
 }
 
 impl ToSocketAddrs for (&str, u16) {
@@ -138,4 +152,48 @@ pub(crate) fn each_addr<A: ToSocketAddrs, T>(
             "could not resolve to any addresses",
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver_thread_name(_: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        if name == "greenhouse-blocking" {
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+        } else {
+            Err(io::Error::other(format!("resolved on thread '{name}'")))
+        }
+    }
+
+    #[test]
+    fn names_resolve_on_the_blocking_pool_from_green_threads() {
+        let rt = crate::runtime::Runtime::builder()
+            .workers(1)
+            .build()
+            .unwrap();
+        let got = rt.run(|| {
+            lookup_with("example.invalid", 7, resolver_thread_name).map(|a| a.collect::<Vec<_>>())
+        });
+        assert_eq!(got.unwrap(), [SocketAddr::from(([127, 0, 0, 1], 7))]);
+    }
+
+    #[test]
+    fn os_threads_resolve_in_place() {
+        let err = lookup_with("example.invalid", 7, resolver_thread_name).unwrap_err();
+        assert!(err.to_string().contains("resolved on thread"), "{err}");
+    }
+
+    #[test]
+    fn numeric_addresses_never_reach_the_resolver() {
+        let v: Vec<_> = "[::1]:80".to_socket_addrs().unwrap().collect();
+        assert_eq!(v, ["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        let v: Vec<_> = ("10.1.2.3", 9).to_socket_addrs().unwrap().collect();
+        assert_eq!(v, [SocketAddr::from(([10, 1, 2, 3], 9))]);
+        let e = "no-port".to_socket_addrs().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let e = "host:notaport".to_socket_addrs().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
 }

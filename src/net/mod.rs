@@ -11,10 +11,21 @@
 //! - Host names are resolved on the blocking pool (see [`ToSocketAddrs`]) so
 //!   `getaddrinfo` never stalls a worker; numeric addresses are parsed in
 //!   place.
-//! - `try_clone` shares one descriptor between clones instead of duplicating
-//!   it; the socket closes when the last clone is dropped.
 //! - The descriptor is non-blocking underneath; `set_nonblocking(true)` is the
 //!   user's view (operations then return `WouldBlock` instead of parking).
+//!   `into_raw_fd` hands the descriptor over still non-blocking; `into_std`
+//!   restores the mode the user set, and refuses while clones are alive (they
+//!   share the descriptor's mode, and blocking mode would block their workers).
+//! - `from_std` and the `From`/`FromRawFd` conversions switch the descriptor
+//!   to non-blocking mode, which std handles duplicated from it share.
+//!
+//! Like std's, `try_clone` duplicates the descriptor (`dup(2)`): each clone
+//! owns its own, dropping one closes only that one, and timeouts and
+//! non-blocking mode are shared between clones as between std's duplicates.
+//!
+//! A timed-out read or write returns `WouldBlock`, the kind std's sockets
+//! return on Unix when `set_read_timeout`/`set_write_timeout` expire;
+//! `connect_timeout` returns `TimedOut`, as std's does.
 //!
 //! # Example: an echo server, one green thread per connection
 //!

@@ -4,18 +4,17 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::addr::{each_addr, ToSocketAddrs};
-use super::sock::{dup_fd, Sock};
+use super::sock::Sock;
 
 /// A TCP stream between a local and a remote socket: `std::net::TcpStream`
 /// whose blocking calls park the green thread instead of the worker.
 ///
-/// Clones (from [`try_clone`](TcpStream::try_clone)) share the socket: one
-/// green thread may read while another writes, on any workers. From a plain
-/// OS thread every call blocks like std's.
+/// A clone (from [`try_clone`](TcpStream::try_clone)) may be read in one
+/// green thread while another green thread writes the original, on any
+/// workers. From a plain OS thread every call blocks like std's.
 ///
 /// # Example
 ///
@@ -39,9 +38,8 @@ use super::sock::{dup_fd, Sock};
 ///     server.join().unwrap();
 /// });
 /// ```
-#[derive(Clone)]
 pub struct TcpStream {
-    inner: Arc<Sock<std::net::TcpStream>>,
+    inner: Sock<std::net::TcpStream>,
 }
 
 impl fmt::Debug for TcpStream {
@@ -55,16 +53,12 @@ impl fmt::Debug for TcpStream {
 }
 
 impl TcpStream {
-    fn from_nonblocking_std(s: std::net::TcpStream) -> TcpStream {
-        TcpStream {
-            inner: Arc::new(Sock::new(s)),
-        }
-    }
-
-    /// Wraps a std stream, switching it to non-blocking mode underneath.
+    /// Wraps a std stream. Its descriptor is switched to non-blocking mode
+    /// underneath (std handles duplicated from it with `try_clone` share that
+    /// mode); its read and write timeouts are kept and honoured.
     ///
     /// # Errors
-    /// If the mode cannot be set.
+    /// The OS's error if the mode or the timeouts cannot be read or set.
     ///
     /// # Example
     ///
@@ -75,16 +69,20 @@ impl TcpStream {
     /// assert!(g.peer_addr().is_ok());
     /// ```
     pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        s.set_nonblocking(true)?;
-        Ok(TcpStream::from_nonblocking_std(s))
+        Ok(TcpStream {
+            inner: Sock::from_std(s)?,
+        })
     }
 
-    /// Converts back into a std stream (a duplicate descriptor, in blocking
-    /// mode unless non-blocking mode was set here).
+    /// Converts back into a std stream: the same descriptor, in blocking
+    /// mode unless [`set_nonblocking(true)`](TcpStream::set_nonblocking) was
+    /// called, with the same timeouts.
     ///
     /// # Errors
-    /// `Other` while other clones of this stream exist (switching the shared
-    /// descriptor to blocking mode would stall them), or the OS's error.
+    /// `Other` while clones of this stream (from
+    /// [`try_clone`](TcpStream::try_clone)) are alive: they share the
+    /// descriptor's blocking mode, and switching it would block their
+    /// workers. Also the OS's error if the mode cannot be set.
     ///
     /// # Example
     ///
@@ -95,13 +93,7 @@ impl TcpStream {
     /// assert!(s.peer_addr().is_ok());
     /// ```
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        if Arc::strong_count(&self.inner) > 1 {
-            return Err(io::Error::other(
-                "greenhouse: cannot convert a TcpStream into std's while clones of it exist",
-            ));
-        }
-        let fd = dup_fd(self.inner.sock.as_raw_fd(), self.inner.is_nonblocking())?;
-        Ok(std::net::TcpStream::from(fd))
+        self.inner.into_std()
     }
 
     /// Opens a connection to `addr` (std's `TcpStream::connect`): each
@@ -199,13 +191,14 @@ impl TcpStream {
         self.inner.sock.shutdown(how)
     }
 
-    /// Another handle to the same socket. Unlike std's (a duplicated
-    /// descriptor), clones share one descriptor, closed when the last clone
-    /// is dropped; timeouts and non-blocking mode are shared, as they are
-    /// between std's duplicates.
+    /// Another handle to the same connection, owning a duplicate descriptor
+    /// (`dup(2)`, as std). Timeouts and non-blocking mode are shared with the
+    /// original, as between std's duplicates; dropping one handle closes only
+    /// its own descriptor. Read one in a green thread while another writes
+    /// the other (the chat server's pattern).
     ///
     /// # Errors
-    /// Never fails; the `Result` mirrors std.
+    /// The OS's error (`EMFILE` when out of descriptors).
     ///
     /// # Example
     ///
@@ -216,7 +209,9 @@ impl TcpStream {
     /// assert_eq!(reader.peer_addr().unwrap(), s.peer_addr().unwrap());
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(self.clone())
+        Ok(TcpStream {
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// Limits how long a read parks; past it, reads fail with `WouldBlock`
@@ -414,10 +409,10 @@ impl TcpStream {
 
 fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
     // mio makes a non-blocking socket and starts the connection.
-    let ms = mio::net::TcpStream::connect(addr)?;
-    // SAFETY: `into_raw_fd` hands over sole ownership of an open socket.
-    let s = unsafe { std::net::TcpStream::from_raw_fd(ms.into_raw_fd()) };
-    let stream = TcpStream::from_nonblocking_std(s);
+    let s = std::net::TcpStream::from(mio::net::TcpStream::connect(addr)?);
+    let stream = TcpStream {
+        inner: Sock::fresh(s),
+    };
     let r = stream.inner.write_until(deadline, || {
         if let Some(e) = stream.inner.sock.take_error()? {
             return Err(e);
@@ -497,9 +492,8 @@ impl Write for &TcpStream {
 ///     assert_eq!(peer, c.join().unwrap().local_addr().unwrap());
 /// });
 /// ```
-#[derive(Clone)]
 pub struct TcpListener {
-    inner: Arc<Sock<std::net::TcpListener>>,
+    inner: Sock<std::net::TcpListener>,
 }
 
 impl fmt::Debug for TcpListener {
@@ -542,10 +536,29 @@ impl TcpListener {
     /// assert!(l.local_addr().is_ok());
     /// ```
     pub fn from_std(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        l.set_nonblocking(true)?;
         Ok(TcpListener {
-            inner: Arc::new(Sock::new(l)),
+            inner: Sock::from_std(l)?,
         })
+    }
+
+    /// Converts back into a std listener: the same descriptor, in blocking
+    /// mode unless [`set_nonblocking(true)`](TcpListener::set_nonblocking)
+    /// was called.
+    ///
+    /// # Errors
+    /// `Other` while clones of this listener are alive (see
+    /// [`TcpStream::into_std`]); the OS's error if the mode cannot be set.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let l = greenhouse::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let std_l: std::net::TcpListener = l.into_std().unwrap();
+    /// assert_eq!(std_l.local_addr().unwrap(), addr);
+    /// ```
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.inner.into_std()
     }
 
     /// Waits for a connection and returns it with the peer's address.
@@ -563,7 +576,13 @@ impl TcpListener {
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (s, a) = self.inner.read(|l| l.accept())?;
-        Ok((TcpStream::from_std(s)?, a))
+        s.set_nonblocking(true)?;
+        Ok((
+            TcpStream {
+                inner: Sock::fresh(s),
+            },
+            a,
+        ))
     }
 
     /// An endless iterator over accepted connections (std's `incoming`).
@@ -595,11 +614,11 @@ impl TcpListener {
         self.inner.sock.local_addr()
     }
 
-    /// Another handle to the same listener (shared, like
-    /// [`TcpStream::try_clone`]).
+    /// Another handle to the same listener, owning a duplicate descriptor
+    /// (like [`TcpStream::try_clone`]). Green threads may accept on both.
     ///
     /// # Errors
-    /// Never fails; the `Result` mirrors std.
+    /// The OS's error (`EMFILE` when out of descriptors).
     ///
     /// # Example
     ///
@@ -609,7 +628,9 @@ impl TcpListener {
     /// assert_eq!(l.local_addr().unwrap(), l2.local_addr().unwrap());
     /// ```
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(self.clone())
+        Ok(TcpListener {
+            inner: self.inner.try_clone()?,
+        })
     }
 
     /// Sets the IP time-to-live of accepted sockets.
@@ -709,49 +730,45 @@ macro_rules! fd_traits {
                 self.inner.sock.as_fd()
             }
         }
-        /// Returns a descriptor the caller owns: this one if no clone
-        /// shares it, else a duplicate. Its mode stays non-blocking.
+        /// Hands over the descriptor (this handle's own: clones own
+        /// duplicates). It stays in non-blocking mode; use `into_std` for a
+        /// blocking std socket.
         impl IntoRawFd for $t {
             fn into_raw_fd(self) -> RawFd {
-                match Arc::try_unwrap(self.inner) {
-                    // The registration is dropped with the rest of `sock`
-                    // (deregistering the still-open descriptor); the
-                    // descriptor itself is handed over, not closed.
-                    Ok(sock) => sock.into_inner().into_raw_fd(),
-                    Err(shared) => shared
-                        .sock
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .map(OwnedFd::into_raw_fd)
-                        .unwrap_or(-1),
-                }
+                self.inner.into_raw_fd()
             }
         }
-        /// Takes ownership of `fd` and switches it to non-blocking mode
-        /// underneath.
+        /// Hands over the descriptor (see `IntoRawFd`).
+        impl From<$t> for OwnedFd {
+            fn from(s: $t) -> OwnedFd {
+                OwnedFd::from(s.inner.into_inner())
+            }
+        }
+        /// Takes ownership of `fd` (see `From<OwnedFd>`).
         impl FromRawFd for $t {
             unsafe fn from_raw_fd(fd: RawFd) -> Self {
                 // SAFETY: the caller passes ownership of an open socket.
-                let s = unsafe { <$std>::from_raw_fd(fd) };
-                let _ = s.set_nonblocking(true);
-                Self {
-                    inner: Arc::new(Sock::new(s)),
-                }
+                Self::from(unsafe { OwnedFd::from_raw_fd(fd) })
             }
         }
+        /// Takes ownership of a socket descriptor (see `From<std type>`).
+        impl From<OwnedFd> for $t {
+            fn from(fd: OwnedFd) -> Self {
+                Self::from(<$std>::from(fd))
+            }
+        }
+        /// Wraps a std socket like `from_std`. The conversion cannot fail on
+        /// an open socket; on anything else (a closed or non-socket
+        /// descriptor) the error surfaces from the first operation instead.
         impl From<$std> for $t {
-            /// Wraps a std socket (switching it to non-blocking mode
-            /// underneath; see also `from_std`, which reports a failure).
             fn from(s: $std) -> Self {
-                let _ = s.set_nonblocking(true);
                 Self {
-                    inner: Arc::new(Sock::new(s)),
+                    inner: super::sock::Sock::adopt(s),
                 }
             }
         }
     };
 }
-
 fd_traits!(TcpStream, std::net::TcpStream);
 fd_traits!(TcpListener, std::net::TcpListener);
 pub(crate) use fd_traits;

@@ -2,27 +2,32 @@
 //! and the green threads waiting for them.
 //!
 //! A descriptor is registered (edge-triggered, readable + writable) with the
-//! poll of the worker where a green thread first waits on it, and stays
+//! poll of the worker where a green thread first has to wait on it, and stays
 //! registered until its [`IoSource`] is dropped. Green threads on any worker
-//! may wait on it: readiness events unpark them through their `Unparker`.
+//! of that runtime may wait on it: readiness events unpark them through their
+//! `Unparker`. If a green thread of *another* runtime waits on it (a socket
+//! that outlived the runtime it was first used in), the descriptor moves its
+//! registration to that runtime.
 //!
 //! Readiness is a word `tick << 8 | bits`. An event ORs bits in and bumps the
 //! tick; an operation that hit `WouldBlock` clears the bits only if the tick
 //! it observed is unchanged, so an event that arrived in between is not lost
 //! (tokio's scheme).
 //!
-//! Outside green threads the same operations wait with `poll(2)` on the one
-//! descriptor, so every green I/O type also works from plain OS threads.
+//! Callers that may not switch — plain OS threads, code on a nested greenlet
+//! stack, code running while its thread unwinds — wait with `poll(2)` on the
+//! one descriptor instead: blocking the worker in `park` while the readiness
+//! event can only come from that same worker's poll would never wake up.
 
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::park::{park_until, Unparker};
+use super::park::{current_task, current_task_on_own_stack, park_until, Unparker};
 use super::task::WaitReason;
-use super::worker::{local_ctx, Shared};
+use super::worker::{local_ctx, Shared, WorkerCtx};
 
 const READABLE: usize = 0b0001;
 const WRITABLE: usize = 0b0010;
@@ -77,14 +82,10 @@ impl ScheduledIo {
             Some((tick << 8) | (cur & BITS) | bits)
         });
         if bits & Interest::Read.mask() != 0 {
-            for u in std::mem::take(&mut *self.readers.lock().unwrap_or_else(|e| e.into_inner())) {
-                u.unpark();
-            }
+            wake_all(&self.readers);
         }
         if bits & Interest::Write.mask() != 0 {
-            for u in std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner())) {
-                u.unpark();
-            }
+            wake_all(&self.writers);
         }
     }
 
@@ -95,17 +96,31 @@ impl ScheduledIo {
         }
     }
 
-    /// Clears the readiness an operation just found stale, unless an event
-    /// came in since `observed` was read.
+    /// Clears the readiness an operation just found stale (the OS said
+    /// `WouldBlock`, so any error or hang-up it had was consumed too), unless
+    /// an event came in since `observed` was read.
     fn clear(&self, observed: usize, interest: Interest) {
-        let clear = interest.mask() & !(READ_CLOSED | WRITE_CLOSED | ERROR);
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
             if cur >> 8 != observed >> 8 {
                 None
             } else {
-                Some(cur & !clear)
+                Some(cur & !interest.mask())
             }
         });
+    }
+
+    /// Whether the last event says an operation of this kind may proceed.
+    fn ready(&self, interest: Interest) -> bool {
+        self.readiness.load(Acquire) & interest.mask() != 0
+    }
+}
+
+/// Unparks every waiter in `list`, keeping the list's allocation for the next
+/// waits.
+fn wake_all(list: &Mutex<Vec<Unparker>>) {
+    let mut l = list.lock().unwrap_or_else(|e| e.into_inner());
+    for u in l.drain(..) {
+        u.unpark();
     }
 }
 
@@ -189,11 +204,41 @@ struct Registration {
     io: Arc<ScheduledIo>,
 }
 
+impl Registration {
+    /// Removes `fd` (still open) from the worker's poll and wakes whoever
+    /// waits through this registration, so they look again.
+    fn deregister(&self, fd: RawFd) {
+        let w = &self.shared.workers[self.worker];
+        let _ = w.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        w.io.remove(self.token);
+        self.io.set(ERROR);
+    }
+}
+
 /// A non-blocking descriptor that green threads (and OS threads) can wait on.
 /// Owned by a socket type; must be dropped before the descriptor is closed.
 pub(crate) struct IoSource {
     fd: RawFd,
-    reg: OnceLock<Registration>,
+    /// The current registration, if a green thread has waited on `fd`.
+    /// Cloned out (one lock, one count) once per I/O call, never held across
+    /// a park.
+    reg: Mutex<Option<Arc<Registration>>>,
+}
+
+/// How the caller waits: parked through a registration with its worker's
+/// poll, or blocked in `poll(2)`.
+enum Waiter {
+    Green(&'static WorkerCtx),
+    Os,
+}
+
+fn waiter() -> Waiter {
+    match local_ctx() {
+        Some(ctx) if current_task_on_own_stack().is_some() && !std::thread::panicking() => {
+            Waiter::Green(ctx)
+        }
+        _ => Waiter::Os,
+    }
 }
 
 impl IoSource {
@@ -201,21 +246,23 @@ impl IoSource {
     pub(crate) fn new(fd: RawFd) -> IoSource {
         IoSource {
             fd,
-            reg: OnceLock::new(),
+            reg: Mutex::new(None),
         }
     }
 
-    /// Registers with the current worker's poll if not yet registered.
-    /// Returns None outside green threads.
-    fn registration(&self) -> io::Result<Option<&Registration>> {
-        if let Some(r) = self.reg.get() {
-            return Ok(Some(r));
-        }
-        let Some(ctx) = local_ctx() else {
-            return Ok(None);
-        };
-        if super::park::current_task_on_own_stack().is_none() {
-            return Ok(None);
+    fn current(&self) -> Option<Arc<Registration>> {
+        self.reg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The registration green threads of `ctx`'s runtime wait through:
+    /// the existing one, else a new one with `ctx`'s worker (replacing one
+    /// with another runtime).
+    fn registration(&self, ctx: &WorkerCtx) -> io::Result<Arc<Registration>> {
+        let mut slot = self.reg.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = &*slot {
+            if Arc::ptr_eq(&r.shared, &ctx.shared) {
+                return Ok(r.clone());
+            }
         }
         let io = Arc::new(ScheduledIo::new());
         let w = &ctx.shared.workers[ctx.index];
@@ -228,52 +275,49 @@ impl IoSource {
             w.io.remove(token);
             return Err(e);
         }
-        let reg = Registration {
+        if let Some(old) = slot.take() {
+            old.deregister(self.fd);
+        }
+        let reg = Arc::new(Registration {
             shared: ctx.shared.clone(),
             worker: ctx.index,
             token,
             io,
-        };
-        if let Err(reg) = self.reg.set(reg) {
-            // Another green thread registered it first: undo ours.
-            let w = &reg.shared.workers[reg.worker];
-            let _ = w.registry.deregister(&mut mio::unix::SourceFd(&self.fd));
-            w.io.remove(reg.token);
-            // Re-register theirs: our deregister removed the fd from epoll.
-            if let Some(theirs) = self.reg.get() {
-                let tw = &theirs.shared.workers[theirs.worker];
-                let _ = tw.registry.reregister(
-                    &mut mio::unix::SourceFd(&self.fd),
-                    mio::Token(theirs.token),
-                    mio::Interest::READABLE | mio::Interest::WRITABLE,
-                );
-            }
-        }
-        Ok(self.reg.get())
+        });
+        *slot = Some(reg.clone());
+        Ok(reg)
     }
 
     /// Runs `op` (a non-blocking call on this descriptor) until it returns
     /// something other than `WouldBlock`, waiting for `interest` readiness in
-    /// between. Past `deadline` returns `TimedOut` (std's kind for socket
-    /// timeouts is `WouldBlock` on Unix; see `timed_out_kind`). A cancellation
-    /// point.
+    /// between. Past `deadline` returns [`timed_out`]. A cancellation point.
     pub(crate) fn do_io<R>(
         &self,
         interest: Interest,
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        let mut reg = self.current();
         loop {
-            let observed = self.reg.get().map(|r| r.io.readiness.load(Acquire));
+            let observed = reg.as_ref().map(|r| r.io.readiness.load(Acquire));
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
-            if let (Some(obs), Some(r)) = (observed, self.reg.get()) {
+            if let (Some(obs), Some(r)) = (observed, &reg) {
                 r.io.clear(obs, interest);
             }
-            if !self.wait(interest, deadline)? {
+            let ready = match waiter() {
+                Waiter::Green(ctx) => {
+                    let r = self.registration(ctx)?;
+                    let ready = wait_green(&r, interest, deadline);
+                    reg = Some(r);
+                    ready
+                }
+                Waiter::Os => wait_poll(self.fd, interest, deadline)?,
+            };
+            if !ready {
                 return Err(timed_out());
             }
         }
@@ -281,22 +325,41 @@ impl IoSource {
 
     /// Waits until the descriptor may be ready for `interest`. Returns
     /// Ok(false) if `deadline` passed first. A cancellation point.
+    ///
+    /// A descriptor epoll refuses (`EPERM`: a regular file) is always ready,
+    /// as `poll(2)` reports it.
     pub(crate) fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<bool> {
-        match self.registration()? {
-            Some(reg) => wait_green(reg, interest, deadline),
-            None => wait_poll(self.fd, interest, deadline),
+        match waiter() {
+            Waiter::Green(ctx) => match self.registration(ctx) {
+                Ok(r) => Ok(wait_green(&r, interest, deadline)),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(true),
+                Err(e) => Err(e),
+            },
+            Waiter::Os => wait_poll(self.fd, interest, deadline),
+        }
+    }
+}
+
+impl IoSource {
+    /// Removes the descriptor from its poll now and wakes its waiters, for
+    /// an owner that is about to close it while others may still hold this
+    /// source: the monkey layer's `close`/`dup2` hooks, which see only fd
+    /// numbers. A later wait registers anew (and fails if the descriptor is
+    /// gone).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn deregister(&self) {
+        let reg = self.reg.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reg) = reg {
+            reg.deregister(self.fd);
         }
     }
 }
 
 impl Drop for IoSource {
     fn drop(&mut self) {
-        if let Some(reg) = self.reg.get() {
-            let w = &reg.shared.workers[reg.worker];
-            let _ = w.registry.deregister(&mut mio::unix::SourceFd(&self.fd));
-            w.io.remove(reg.token);
-            // Wake anyone still waiting so they observe the close.
-            reg.io.set(ERROR);
+        let slot = self.reg.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(reg) = slot.take() {
+            reg.deregister(self.fd);
         }
     }
 }
@@ -307,37 +370,73 @@ pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::WouldBlock, "operation timed out")
 }
 
-fn wait_green(
-    reg: &Registration,
-    interest: Interest,
-    deadline: Option<Instant>,
-) -> io::Result<bool> {
-    let shared = &reg.shared;
+/// Counts the calling green thread as waiting on I/O while alive, so the
+/// deadlock detector knows an outside event may still wake it.
+pub(crate) struct IoWaitScope(Option<Arc<Shared>>);
+
+impl IoWaitScope {
+    pub(crate) fn enter() -> IoWaitScope {
+        let shared = current_task().map(|t| t.shared.clone());
+        if let Some(s) = &shared {
+            s.io_waiting.fetch_add(1, SeqCst);
+        }
+        IoWaitScope(shared)
+    }
+}
+
+impl Drop for IoWaitScope {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            s.io_waiting.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// Parks until the registration reports `interest` readiness. Returns false
+/// if `deadline` passed first.
+fn wait_green(reg: &Registration, interest: Interest, deadline: Option<Instant>) -> bool {
+    /// Removes this green thread from the waiter list when it stops waiting
+    /// (woken, timed out, or unwinding from a kill): waits that time out
+    /// again and again must not pile up entries.
+    struct Listed<'a> {
+        list: &'a Mutex<Vec<Unparker>>,
+        me: Unparker,
+    }
+    impl Drop for Listed<'_> {
+        fn drop(&mut self) {
+            let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());
+            l.retain(|u| !u.same_as(&self.me));
+        }
+    }
+    let list = reg.io.waiters(interest);
+    let mut listed: Option<Listed<'_>> = None;
+    let mut scope: Option<IoWaitScope> = None;
     loop {
-        if reg.io.readiness.load(Acquire) & interest.mask() != 0 {
-            return Ok(true);
+        if reg.io.ready(interest) {
+            return true;
         }
         if let Some(d) = deadline {
             if Instant::now() >= d {
-                return Ok(false);
+                return false;
             }
         }
-        reg.io
-            .waiters(interest)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Unparker::current());
-        if reg.io.readiness.load(Acquire) & interest.mask() != 0 {
-            return Ok(true);
-        }
-        shared.io_waiting.fetch_add(1, SeqCst);
-        struct Dec<'a>(&'a AtomicUsize);
-        impl Drop for Dec<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, SeqCst);
+        let me = listed
+            .get_or_insert_with(|| Listed {
+                list,
+                me: Unparker::current(),
+            })
+            .me
+            .clone();
+        {
+            let mut l = list.lock().unwrap_or_else(|e| e.into_inner());
+            if !l.iter().any(|u| u.same_as(&me)) {
+                l.push(me);
             }
         }
-        let _dec = Dec(&shared.io_waiting);
+        if reg.io.ready(interest) {
+            return true;
+        }
+        scope.get_or_insert_with(IoWaitScope::enter);
         park_until(deadline, WaitReason::Io);
     }
 }
@@ -356,22 +455,106 @@ fn wait_poll(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Re
                 ms.min(i32::MAX as u128) as libc::c_int
             }
         };
-        let mut pfd = libc::pollfd {
-            fd,
-            events: interest.poll_events(),
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid pollfd array of length 1 for the call.
-        let n = unsafe { crate::sys::poll(&mut pfd, 1, timeout_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n > 0 {
+        if poll_once(fd, interest, timeout_ms)? {
             return Ok(true);
+        }
+    }
+}
+
+/// One `poll(2)` on `fd`: whether it reported readiness (or an error or
+/// hang-up) within `timeout_ms` (-1: no limit). `EINTR` counts as not ready.
+pub(crate) fn poll_once(
+    fd: RawFd,
+    interest: Interest,
+    timeout_ms: libc::c_int,
+) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: interest.poll_events(),
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd array of length 1 for the call.
+    let n = unsafe { crate::sys::poll(&mut pfd, 1, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    if n > 0 && pfd.revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(n > 0)
+}
+
+/// Whether `fd`'s read side is shut down or hung up (`POLLRDHUP`/`POLLHUP`
+/// without waiting). Datagram sockets need it: after `shutdown(Read)` their
+/// non-blocking receives fail with `EAGAIN` for ever, while a blocking
+/// receive (std's) returns 0.
+pub(crate) fn read_hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd array of length 1 for the call.
+    let n = unsafe { crate::sys::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_that_time_out_leave_no_waiter_entries_behind() {
+        let rt = crate::runtime::Runtime::builder()
+            .workers(1)
+            .build()
+            .unwrap();
+        let left = rt.run(|| {
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let src = IoSource::new(a.as_raw_fd());
+            for _ in 0..50 {
+                let deadline = Instant::now() + Duration::from_millis(1);
+                let r = src.do_io(Interest::Read, Some(deadline), || (&a).read(&mut [0; 1]));
+                assert_eq!(r.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+            }
+            let reg = src.current().expect("registered by the first wait");
+            let n = reg.io.readers.lock().unwrap().len();
+            drop(src); // deregisters before `a` closes
+            n
+        });
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_registration_moves_to_the_runtime_that_waits() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let a = std::sync::Arc::new(a);
+        let src = std::sync::Arc::new(IoSource::new(a.as_raw_fd()));
+        for _ in 0..2 {
+            let (a, src) = (a.clone(), src.clone());
+            let mut w = b.try_clone().unwrap();
+            let rt = crate::runtime::Runtime::builder()
+                .workers(1)
+                .build()
+                .unwrap();
+            rt.run(move || {
+                let reader = crate::thread::spawn(move || {
+                    let mut buf = [0; 1];
+                    src.do_io(Interest::Read, None, || (&*a).read(&mut buf))
+                });
+                crate::thread::yield_now();
+                std::io::Write::write_all(&mut w, b"x").unwrap();
+                assert_eq!(reader.join().unwrap().unwrap(), 1);
+            });
         }
     }
 }

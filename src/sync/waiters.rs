@@ -116,6 +116,11 @@ impl Node {
         self.tag.get()
     }
 
+    /// The selection cell this node belongs to (null if not a select's).
+    pub(crate) fn select_cell(&self) -> *const AtomicUsize {
+        self.select.get()
+    }
+
     pub(crate) fn slot(&self) -> *mut () {
         self.slot.get()
     }
@@ -340,6 +345,19 @@ impl WaitQueue {
         None
     }
 
+    /// Whether some linked node satisfies `pred` (claimable or not).
+    pub(crate) fn any(&self, mut pred: impl FnMut(&Node) -> bool) -> bool {
+        let mut cur = self.head;
+        // SAFETY: as in `front`.
+        while let Some(node) = unsafe { cur.as_ref() } {
+            if pred(node) {
+                return true;
+            }
+            cur = node.next.get();
+        }
+        false
+    }
+
     /// Wakes the first claimable waiter with `token`. Returns whether there
     /// was one.
     pub(crate) fn wake_one(&mut self, token: usize, wakes: &mut Wakes) -> bool {
@@ -382,6 +400,20 @@ impl Claimed {
 
     pub(crate) fn slot(&self) -> *mut () {
         self.node().slot.get()
+    }
+
+    /// Puts a claimed plain (not select) waiter back at the front of `q`,
+    /// still waiting.
+    pub(crate) fn requeue_front(self, q: &mut WaitQueue) {
+        let node = self.node();
+        debug_assert!(
+            node.select.get().is_null(),
+            "a claimed select node cannot be requeued"
+        );
+        // SAFETY: the node was linked in `q` a moment ago and its waiter is
+        // still waiting (no token), so it is alive and pinned; we hold the
+        // lock.
+        unsafe { q.push_front(node) };
     }
 
     /// Hands `token` (non-zero) to the waiter and schedules its unpark.
@@ -513,8 +545,8 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
         let mut s = lock(self.lock);
         self.armed.set(false);
         if (self.queue)(&mut s).remove(&self.node) {
-            // SAFETY: `on_cancel` is only otherwise used by `drop`, which
-            // needs `&mut self`; we are in a `&self` method, so not in it.
+            // SAFETY: `on_cancel` is used only here and in `leave`, both
+            // called by the waiter's own thread, never re-entrantly.
             unsafe { (*self.on_cancel.get()).on_leave(&mut s) };
             None
         } else {
@@ -522,6 +554,12 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
             // lock we now hold (0 only for a select node that lost).
             Some(self.node.token()).filter(|&t| t != 0)
         }
+    }
+
+    /// What dropping does, without dropping: unlinks the waiter, or hands on
+    /// a token it got and will not use. The waiter can be enqueued again.
+    pub(crate) fn abandon(self: Pin<&Self>) {
+        self.get_ref().leave();
     }
 
     /// Unlinks the waiter if it is still linked, without waiting. Returns
@@ -535,15 +573,17 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
     }
 }
 
-impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
-    fn drop(&mut self) {
-        if !self.armed.get() {
+impl<S, C: OnCancel<S>> Waiter<'_, S, C> {
+    fn leave(&self) {
+        if !self.armed.replace(false) {
             return;
         }
         let mut wakes = Wakes::new();
         {
             let mut s = lock(self.lock);
-            let on_cancel = self.on_cancel.get_mut();
+            // SAFETY: `on_cancel` is used only here and in `give_up`, both
+            // called by the waiter's own thread, never re-entrantly.
+            let on_cancel = unsafe { &mut *self.on_cancel.get() };
             if (self.queue)(&mut s).remove(&self.node) {
                 on_cancel.on_leave(&mut s);
             } else {
@@ -557,6 +597,12 @@ impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
             }
         }
         wakes.unpark_all();
+    }
+}
+
+impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
