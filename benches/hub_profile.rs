@@ -34,7 +34,10 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let mode = args.first().map(String::as_str).unwrap_or("yield");
-    let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let workers: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
     let rt = Runtime::builder()
         .workers(workers)

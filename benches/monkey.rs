@@ -211,6 +211,23 @@ fn main() {
         reads_hooked_patched(fd);
         return;
     }
+    if let Some(which) = std::env::var_os("MONKEY_ECHO") {
+        // `MONKEY_ECHO=net|std MONKEY_ROUND_TRIPS=N valgrind --tool=callgrind
+        // <bench binary>`: N echo round trips and nothing else; two values
+        // of N give instructions per round trip with set-up cancelled out.
+        let n: u64 = std::env::var("MONKEY_ROUND_TRIPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        let d = if which == "std" {
+            greenhouse::monkey::patch_all().unwrap();
+            echo_run!(std::net::TcpListener, std::net::TcpStream, n)
+        } else {
+            echo_run!(greenhouse::net::TcpListener, greenhouse::net::TcpStream, n)
+        };
+        println!("{n} round trips: {d:?}");
+        return;
+    }
     if std::env::var_os("MONKEY_MIN_OF").is_some() {
         min_of_rounds();
         return;

@@ -25,6 +25,7 @@ fn patched() {
 /// worker, finish together.
 #[test]
 fn ten_thousand_std_sleeps_overlap_on_one_worker() {
+    let _serial = serial();
     patched();
     let elapsed = within(Duration::from_secs(60), || {
         let start = Instant::now();
@@ -46,6 +47,7 @@ fn ten_thousand_std_sleeps_overlap_on_one_worker() {
 /// on one worker: the server accepts all of them before answering any.
 #[test]
 fn std_net_serves_a_thousand_concurrent_connections_on_one_worker() {
+    let _serial = serial();
     patched();
     const N: usize = 1000;
     let answers = within(Duration::from_secs(120), || {
@@ -108,6 +110,7 @@ fn slow_http_server(delay: Duration, requests: usize) -> std::net::SocketAddr {
 /// one after another that is 20 s.
 #[test]
 fn ureq_gets_overlap_in_green_threads() {
+    let _serial = serial();
     patched();
     const N: usize = 100;
     let addr = slow_http_server(Duration::from_millis(200), N);
@@ -141,6 +144,7 @@ fn ureq_gets_overlap_in_green_threads() {
 /// what libc gives.
 #[test]
 fn hooks_are_inert_on_plain_threads_after_patching() {
+    let _serial = serial();
     patched();
     let seen = within(Duration::from_secs(30), || {
         std::thread::spawn(observe_std).join().unwrap()
@@ -152,6 +156,7 @@ fn hooks_are_inert_on_plain_threads_after_patching() {
 /// non-blocking mode), while it parks instead of blocking the worker.
 #[test]
 fn std_code_in_a_green_thread_sees_what_a_thread_sees() {
+    let _serial = serial();
     patched();
     let (seen, ticks) = within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -180,6 +185,7 @@ fn std_code_in_a_green_thread_sees_what_a_thread_sees() {
 /// green thread with the kind a plain thread gets, and parks meanwhile.
 #[test]
 fn read_timeout_times_out_in_a_green_thread_with_std_kind() {
+    let _serial = serial();
     patched();
     fn timed_read() -> (io::ErrorKind, Duration) {
         let (a, _b) = UnixStream::pair().unwrap();
@@ -227,6 +233,7 @@ fn read_timeout_times_out_in_a_green_thread_with_std_kind() {
 /// green thread that opened it.
 #[test]
 fn unpatched_section_blocks_for_real() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -252,6 +259,7 @@ fn unpatched_section_blocks_for_real() {
 /// section does not unpatch the other green threads of its worker.
 #[test]
 fn unpatched_section_is_per_green_thread() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -287,6 +295,7 @@ fn unpatched_section_is_per_green_thread() {
 /// it parks again.
 #[test]
 fn user_nonblocking_mode_is_kept_in_green_threads() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -330,6 +339,7 @@ fn user_nonblocking_mode_is_kept_in_green_threads() {
 /// EBADF (a blocking read on Linux would stay blocked forever).
 #[test]
 fn close_wakes_a_green_thread_waiting_on_the_descriptor() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -353,6 +363,7 @@ fn close_wakes_a_green_thread_waiting_on_the_descriptor() {
 /// and the number then works green for the new file.
 #[test]
 fn dup2_over_a_registered_descriptor() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -400,6 +411,7 @@ fn pipe() -> (std::fs::File, std::fs::File) {
 /// parking meanwhile.
 #[test]
 fn poll_several_descriptors_with_a_timeout() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -454,6 +466,7 @@ fn poll_several_descriptors_with_a_timeout() {
 #[test]
 fn getaddrinfo_does_not_block_the_worker() {
     use std::net::ToSocketAddrs;
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -485,6 +498,7 @@ fn getaddrinfo_does_not_block_the_worker() {
 /// effect at the next greenhouse blocking point.
 #[test]
 fn kill_inside_a_patched_call_fails_it_and_stays_pending() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -515,6 +529,7 @@ fn kill_inside_a_patched_call_fails_it_and_stays_pending() {
 /// greenhouse blocking point.
 #[test]
 fn timeout_inside_a_patched_call() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -540,6 +555,7 @@ fn timeout_inside_a_patched_call() {
 /// Pipes (a child process's stdout) read green; a big write completes whole.
 #[test]
 fn pipes_read_and_write_green() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -571,6 +587,7 @@ fn pipes_read_and_write_green() {
 /// refused and successful, in green threads.
 #[test]
 fn connect_variants_in_green_threads() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {

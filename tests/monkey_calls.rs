@@ -73,6 +73,7 @@ impl Drop for Ticker {
 
 #[test]
 fn select_times_out_and_wakes_green() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -126,6 +127,7 @@ fn select_times_out_and_wakes_green() {
 
 #[test]
 fn epoll_wait_on_a_users_epoll_parks() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {
@@ -191,6 +193,7 @@ fn slow_reader(s: TcpStream, len: usize) -> green::JoinHandle<Vec<u8>> {
 
 #[test]
 fn sendfile_file_to_socket_green() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(60), || {
         one_worker().run(|| {
@@ -215,6 +218,7 @@ fn sendfile_file_to_socket_green() {
 
 #[test]
 fn io_copy_pipe_to_socket_uses_splice_green() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(60), || {
         one_worker().run(|| {
@@ -240,6 +244,7 @@ fn io_copy_pipe_to_socket_uses_splice_green() {
 
 #[test]
 fn vectored_io_on_tcp_is_whole_and_green() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(60), || {
         one_worker().run(|| {
@@ -285,6 +290,7 @@ fn vectored_io_on_tcp_is_whole_and_green() {
 
 #[test]
 fn udp_recv_from_waits_green() {
+    let _serial = serial();
     patched();
     within(Duration::from_secs(30), || {
         one_worker().run(|| {

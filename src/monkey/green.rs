@@ -18,12 +18,24 @@ use crate::runtime::park::{
 };
 
 thread_local! {
+    /// This OS thread's hook state, one thread-local (each access to one is
+    /// a `__tls_get_addr` call in a library crate).
+    pub(super) static HOOK_TLS: HookTls = const {
+        HookTls {
+            in_hook: Cell::new(false),
+            unpatched_here: Cell::new(0),
+        }
+    };
+}
+
+/// See `HOOK_TLS`.
+pub(super) struct HookTls {
     /// Hook code (not a parked call) is running on this OS thread: a hooked
     /// function reached from it passes straight through. Never set while a
     /// green thread is switched out.
-    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+    in_hook: Cell<bool>,
     /// `unpatched` sections open on this OS thread, in any green thread.
-    pub(super) static UNPATCHED_HERE: Cell<u32> = const { Cell::new(0) };
+    pub(super) unpatched_here: Cell<u32>,
 }
 
 crate::green_local! {
@@ -51,36 +63,27 @@ fn may_switch_in_task() -> bool {
     if current_task_on_own_stack().is_none() {
         return false;
     }
-    if IN_HOOK.with(|h| h.get()) || std::thread::panicking() {
+    let (in_hook, unpatched_here) = HOOK_TLS.with(|h| (h.in_hook.get(), h.unpatched_here.get()));
+    if in_hook || std::thread::panicking() {
         return false;
     }
-    if UNPATCHED_HERE.with(|u| u.get()) != 0 && UNPATCHED.with(|u| u.get()) != 0 {
+    if unpatched_here != 0 && UNPATCHED.with(|u| u.get()) != 0 {
         return false;
     }
     true
 }
 
-/// Marks hook code as running on this OS thread while alive.
-pub(super) struct InHook(bool);
-
-impl InHook {
-    pub(super) fn enter() -> InHook {
-        InHook(IN_HOOK.with(|h| h.replace(true)))
-    }
-}
-
-impl Drop for InHook {
-    fn drop(&mut self) {
-        IN_HOOK.with(|h| h.set(self.0));
-    }
-}
-
 /// Runs `f` — a system call on the real descriptor — as hook code: anything it
-/// reaches that is hooked passes through.
+/// reaches that is hooked passes through. (`f` does not unwind: it only calls
+/// libc.)
 #[inline]
 pub(super) fn syscall<R>(f: impl FnOnce() -> R) -> R {
-    let _g = InHook::enter();
-    f()
+    HOOK_TLS.with(|h| {
+        let prev = h.in_hook.replace(true);
+        let r = f();
+        h.in_hook.set(prev);
+        r
+    })
 }
 
 pub(super) fn errno() -> c_int {

@@ -241,11 +241,11 @@ pub fn unpatched<R>(f: impl FnOnce() -> R) -> R {
     impl Drop for Section {
         fn drop(&mut self) {
             green::UNPATCHED.with(|u| u.set(u.get() - 1));
-            green::UNPATCHED_HERE.with(|u| u.set(u.get() - 1));
+            green::HOOK_TLS.with(|h| h.unpatched_here.set(h.unpatched_here.get() - 1));
         }
     }
     green::UNPATCHED.with(|u| u.set(u.get() + 1));
-    green::UNPATCHED_HERE.with(|u| u.set(u.get() + 1));
+    green::HOOK_TLS.with(|h| h.unpatched_here.set(h.unpatched_here.get() + 1));
     let _section = Section;
     f()
 }

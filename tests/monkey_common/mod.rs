@@ -148,3 +148,11 @@ pub fn expected_std() -> Observed {
         eof_read: 0,
     }
 }
+
+/// Held by each test of a binary while it runs: the proofs measure overlap
+/// on one worker, and on a 2-core machine they would otherwise compete with
+/// each other (10,000 green threads next to 1,000 connections).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
