@@ -31,14 +31,19 @@
 //! - [`thread`]: green threads shaped like `std::thread`.
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
-//!   descriptor, a cooperative stdin.
+//!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
+//! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
+//!   std and third-party blocking code yields inside green threads.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
 pub mod channel;
+pub mod fs;
 pub mod generator;
 pub mod greenlet;
 pub mod io;
+#[cfg(all(feature = "monkey", target_os = "linux"))]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod queue;

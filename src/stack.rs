@@ -480,6 +480,7 @@ thread_local! {
 /// thread's own stack, 1 inside a green thread, greenlet or generator, 2 inside
 /// a greenlet or generator resumed from one of those, and so on. The hub uses
 /// it to tell a green thread's own stack from a coroutine nested in it.
+#[inline]
 pub(crate) fn depth() -> usize {
     DEPTH.with(|d| d.get())
 }
@@ -520,6 +521,7 @@ impl OnStack {
     /// Marks the stack described by `info` as the current one: call it just
     /// before resuming a coroutine and drop the result when the resume
     /// returns. `name` must stay valid (not be freed or moved) until then.
+    #[inline]
     pub(crate) fn enter(info: StackInfo, name: &str) -> OnStack {
         let prev_slot = SLOT.with(|s| s.replace(info.record(name).0));
         let prev = RUNNING.with(|r| r.replace(SLOT.with(|s| s.as_ptr().cast_const())));
@@ -529,6 +531,7 @@ impl OnStack {
 }
 
 impl Drop for OnStack {
+    #[inline]
     fn drop(&mut self) {
         SLOT.with(|s| s.set(self.prev_slot));
         RUNNING.with(|r| r.set(self.prev));
@@ -627,10 +630,15 @@ thread_local! {
 /// A signal raised by a fault on a green stack's guard page can only be
 /// handled on an alternate signal stack. std gives its own threads one; a
 /// thread made some other way gets one here.
+#[inline]
 fn ensure_altstack() {
-    if ALTSTACK_CHECKED.with(|c| c.replace(true)) {
-        return;
+    if !ALTSTACK_CHECKED.with(|c| c.replace(true)) {
+        make_altstack();
     }
+}
+
+#[cold]
+fn make_altstack() {
     // SAFETY: querying with a null new-stack pointer only writes `cur`.
     let mut cur: libc::stack_t = unsafe { std::mem::zeroed() };
     unsafe { libc::sigaltstack(ptr::null(), &mut cur) };

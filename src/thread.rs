@@ -34,16 +34,19 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::runtime::park::{self, current_task, park_until, KillUnwind, TimeoutUnwind, Unparker};
-use crate::runtime::task::{Body, Suspend, Task, WaitReason, NEW};
+use crate::runtime::park::{
+    self, current_task, current_waiter_id, park_until, KillUnwind, TimeoutUnwind, Unparker,
+};
+use crate::runtime::task::{GreenBody, GreenCoroutine, Suspend, TaskRef, WaitReason};
 use crate::runtime::worker::{next_task_id, Shared};
 use crate::runtime::Handle;
+use crate::stack::Stack;
 
 /// Spawns a new green thread in the current runtime, returning a
 /// [`JoinHandle`] for it.
@@ -190,8 +193,7 @@ impl Builder {
                  greenhouse::run, or spawn through a runtime::Handle",
             ));
         };
-        let shared = task.shared.clone();
-        spawn_in(&shared, self.name, self.stack_size, f)
+        spawn_in(&task.shared, self.name, self.stack_size, f)
     }
 
     /// Spawns into the runtime of `handle`, from any thread.
@@ -219,9 +221,50 @@ impl Builder {
     }
 }
 
-/// Where a green thread's result lands.
-struct Packet<T> {
-    result: Mutex<Option<Result<T, JoinError>>>,
+/// Where a green thread's result lands: written by the green thread before
+/// it finishes, taken by its `JoinHandle` after.
+type ResultSlot<T> = UnsafeCell<Option<Result<T, JoinError>>>;
+
+/// The typed part of a green thread: its closure until it starts, then its
+/// result (see `runtime::task`).
+struct Body<F, T> {
+    closure: UnsafeCell<Option<F>>,
+    result: ResultSlot<T>,
+}
+
+impl<F, T> GreenBody for Body<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    unsafe fn start(&self, stack: Stack) -> GreenCoroutine {
+        let f = (*self.closure.get())
+            .take()
+            .expect("a green thread starts once");
+        let result: *const ResultSlot<T> = &self.result;
+        Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
+            let me = current_task().expect("a green thread runs inside its worker");
+            // SAFETY: we are the running task on its owner thread; the worker
+            // does not touch `local` while the task runs.
+            unsafe { me.local_mut().yielder = y as *const _ };
+            let r = catch_unwind(AssertUnwindSafe(f));
+            // green_local! values are dropped here, inside the green thread,
+            // so their destructors may block.
+            // SAFETY: as above.
+            let locals = unsafe { me.local_mut().locals.take() };
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
+            // Likewise its greenlets: suspended ones unwind here.
+            let greenlets = crate::greenlet::swap_thread_state(Default::default());
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(greenlets)));
+            // SAFETY: the slot lives in the task, which the worker keeps
+            // alive while it runs; nobody reads it before the task finishes.
+            unsafe { *(*result).get() = Some(r.map_err(JoinError::from_payload)) };
+        })
+    }
+
+    unsafe fn discard(&self) {
+        drop((*self.closure.get()).take());
+    }
 }
 
 pub(crate) fn spawn_in<F, T>(
@@ -238,57 +281,25 @@ where
         return Err(io::Error::other("greenhouse: the runtime has shut down"));
     }
     let stack = crate::stack::take(stack_size.unwrap_or(shared.config.stack_size))?;
-    let stack_info = stack.info();
-    let packet = Arc::new(Packet {
-        result: Mutex::new(None),
-    });
-    let p2 = packet.clone();
-    let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
-        let me = current_task().expect("a green thread runs inside its worker");
-        // SAFETY: we are the running task on its owner thread; the worker
-        // has taken the coroutine out of `body` and does not touch it now.
-        unsafe { me.body_mut().yielder = y as *const _ };
-        let r = catch_unwind(AssertUnwindSafe(f));
-        // green_local! values are dropped here, inside the green thread, so
-        // their destructors may block.
-        // SAFETY: as above.
-        let locals = unsafe { me.body_mut().locals.take() };
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
-        // Likewise its greenlets: suspended ones unwind here.
-        let greenlets = crate::greenlet::swap_thread_state(Default::default());
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(greenlets)));
-        let r = r.map_err(JoinError::from_payload);
-        *p2.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-    });
-    let task = Arc::new(Task {
-        id: next_task_id(),
-        name: name.map(Arc::from),
-        shared: shared.clone(),
-        stack_info,
-        state: AtomicU8::new(NEW),
-        notified: AtomicBool::new(false),
-        killed: AtomicBool::new(false),
-        os_blocked: AtomicBool::new(false),
-        owner: AtomicUsize::new(usize::MAX),
-        park_gen: AtomicU64::new(0),
-        timed: AtomicBool::new(false),
-        reason: AtomicU8::new(0),
-        done: AtomicBool::new(false),
-        waiters: Mutex::new(Default::default()),
-        body: UnsafeCell::new(Body {
-            co: Some(co),
-            yielder: std::ptr::null(),
-            locals: crate::runtime::local::LocalMap::new(),
-            timeouts: park::Timeouts::new(),
-            greenlets: Default::default(),
-        }),
-    });
+    let body = Body {
+        closure: UnsafeCell::new(Some(f)),
+        result: UnsafeCell::new(None),
+    };
+    let (task, body) = TaskRef::new(
+        next_task_id(),
+        name.map(String::into_boxed_str),
+        shared.clone(),
+        stack,
+        body,
+    );
+    // SAFETY: `body` points into the task, alive here.
+    let result: *const ResultSlot<T> = unsafe { &(*body).result };
     shared.submit(task.clone());
     Ok(JoinHandle {
         thread: Thread {
             inner: ThreadInner::Green(task),
         },
-        packet,
+        result,
     })
 }
 
@@ -308,8 +319,18 @@ where
 /// ```
 pub struct JoinHandle<T> {
     thread: Thread,
-    packet: Arc<Packet<T>>,
+    /// The green thread's result slot, inside the task `thread` keeps alive.
+    result: *const ResultSlot<T>,
 }
+
+// SAFETY: the handle owns a reference to the task (Send + Sync) and a pointer
+// to the result slot inside it, which only `take_result` (consuming the
+// handle) dereferences; T is Send for every green thread (spawn requires it),
+// so moving the handle moves at most a T between threads, and sharing it
+// (&JoinHandle) gives no access to the T at all.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: see Send.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -320,7 +341,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn task(&self) -> &Arc<Task> {
+    pub(crate) fn task(&self) -> &TaskRef {
         match &self.thread.inner {
             ThreadInner::Green(t) => t,
             ThreadInner::Os { .. } => unreachable!("a JoinHandle always names a green thread"),
@@ -372,12 +393,14 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// Takes the result of the finished green thread.
     fn take_result(self) -> Result<T, JoinError> {
-        self.packet
-            .result
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        debug_assert!(self.task().is_done());
+        // SAFETY: `result` points into the task this handle keeps alive. The
+        // task is done (observed with Acquire by the caller), so its green
+        // thread wrote the slot before and never touches it again; this
+        // handle, consumed here, is its only reader.
+        unsafe { (*(*self.result).get()).take() }
             // Finished without a result: killed before it started.
             .unwrap_or(Err(JoinError {
                 repr: JoinErrorRepr::Killed,
@@ -469,7 +492,7 @@ impl<T> JoinHandle<T> {
 }
 
 /// Waits until `task` is done or `deadline` passes; true if done.
-fn wait_done(task: &Arc<Task>, deadline: Option<Instant>, reason: WaitReason) -> bool {
+fn wait_done(task: &TaskRef, deadline: Option<Instant>, reason: WaitReason) -> bool {
     loop {
         if task.is_done() {
             return true;
@@ -477,7 +500,7 @@ fn wait_done(task: &Arc<Task>, deadline: Option<Instant>, reason: WaitReason) ->
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        if !task.add_waiter(Unparker::current()) {
+        if !task.set_joiner(current_waiter_id(), Unparker::current) {
             return true;
         }
         park_until(deadline, reason);
@@ -699,10 +722,10 @@ pub fn wait<T>(
         if satisfied || deadline.is_some_and(|d| Instant::now() >= d) {
             return handles.into_iter().partition(|h| h.is_finished());
         }
-        let me = Unparker::current();
+        let me = current_waiter_id();
         let mut any_done = false;
         for h in handles.iter().filter(|h| !h.is_finished()) {
-            any_done |= !h.task().add_waiter(me.clone());
+            any_done |= !h.task().set_joiner(me, Unparker::current);
         }
         if !any_done {
             park_until(deadline, WaitReason::Join);
@@ -758,10 +781,10 @@ impl<T> Iterator for AsCompleted<T> {
             if let Some(i) = self.pending.iter().position(|h| h.is_finished()) {
                 return Some(self.pending.remove(i).join());
             }
-            let me = Unparker::current();
+            let me = current_waiter_id();
             let mut any_done = false;
             for h in &self.pending {
-                any_done |= !h.task().add_waiter(me.clone());
+                any_done |= !h.task().set_joiner(me, Unparker::current);
             }
             if !any_done {
                 park_until(None, WaitReason::Join);
@@ -822,6 +845,7 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 /// greenhouse::run(|| greenhouse::thread::yield_now());
 /// ```
+#[inline]
 pub fn yield_now() {
     park::yield_now();
 }
@@ -902,7 +926,7 @@ pub struct Thread {
 
 #[derive(Clone)]
 enum ThreadInner {
-    Green(Arc<Task>),
+    Green(TaskRef),
     Os {
         id: ThreadId,
         thread: std::thread::Thread,
@@ -911,6 +935,11 @@ enum ThreadInner {
 
 thread_local! {
     static OS_ID: u64 = next_task_id();
+}
+
+/// The calling OS thread's id (shares its counter with green threads').
+pub(crate) fn os_thread_id() -> u64 {
+    OS_ID.with(|id| *id)
 }
 
 impl Thread {
@@ -1082,13 +1111,13 @@ impl<T: 'static> LocalKey<T> {
                 // SAFETY: the running task on its owner thread; the borrows
                 // of `locals` end before `init` or `f` run, so re-entrant use
                 // of other keys cannot alias them.
-                let existing = unsafe { task.body_mut().locals.get::<T>(key) };
+                let existing = unsafe { task.local_mut().locals.get::<T>(key) };
                 let ptr = match existing {
                     Some(p) => p,
                     None => {
                         let v = (self.init)();
                         // SAFETY: as above.
-                        unsafe { task.body_mut().locals.insert(key, v) }
+                        unsafe { task.local_mut().locals.insert(key, v) }
                     }
                 };
                 // SAFETY: values are boxed and only removed when the green

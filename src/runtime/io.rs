@@ -340,6 +340,21 @@ impl IoSource {
     }
 }
 
+impl IoSource {
+    /// Removes the descriptor from its poll now and wakes its waiters, for
+    /// an owner that is about to close it while others may still hold this
+    /// source: the monkey layer's `close`/`dup2` hooks, which see only fd
+    /// numbers. A later wait registers anew (and fails if the descriptor is
+    /// gone).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn deregister(&self) {
+        let reg = self.reg.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reg) = reg {
+            reg.deregister(self.fd);
+        }
+    }
+}
+
 impl Drop for IoSource {
     fn drop(&mut self) {
         let slot = self.reg.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -486,4 +501,60 @@ pub(crate) fn read_hung_up(fd: RawFd) -> bool {
     // SAFETY: `pfd` is a valid pollfd array of length 1 for the call.
     let n = unsafe { crate::sys::poll(&mut pfd, 1, 0) };
     n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_that_time_out_leave_no_waiter_entries_behind() {
+        let rt = crate::runtime::Runtime::builder()
+            .workers(1)
+            .build()
+            .unwrap();
+        let left = rt.run(|| {
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let src = IoSource::new(a.as_raw_fd());
+            for _ in 0..50 {
+                let deadline = Instant::now() + Duration::from_millis(1);
+                let r = src.do_io(Interest::Read, Some(deadline), || (&a).read(&mut [0; 1]));
+                assert_eq!(r.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+            }
+            let reg = src.current().expect("registered by the first wait");
+            let n = reg.io.readers.lock().unwrap().len();
+            drop(src); // deregisters before `a` closes
+            n
+        });
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_registration_moves_to_the_runtime_that_waits() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let a = std::sync::Arc::new(a);
+        let src = std::sync::Arc::new(IoSource::new(a.as_raw_fd()));
+        for _ in 0..2 {
+            let (a, src) = (a.clone(), src.clone());
+            let mut w = b.try_clone().unwrap();
+            let rt = crate::runtime::Runtime::builder()
+                .workers(1)
+                .build()
+                .unwrap();
+            rt.run(move || {
+                let reader = crate::thread::spawn(move || {
+                    let mut buf = [0; 1];
+                    src.do_io(Interest::Read, None, || (&*a).read(&mut buf))
+                });
+                crate::thread::yield_now();
+                std::io::Write::write_all(&mut w, b"x").unwrap();
+                assert_eq!(reader.join().unwrap().unwrap(), 1);
+            });
+        }
+    }
 }

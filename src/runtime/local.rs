@@ -8,8 +8,11 @@ use std::collections::HashMap;
 /// Values of one green thread, keyed by the address of their `LocalKey`.
 /// Boxed values never move once inserted, so a pointer to one stays valid
 /// until `clear`.
+#[allow(clippy::box_collection)] // deliberate: one word in every task record
 pub(crate) struct LocalMap {
-    values: Option<HashMap<usize, Box<dyn Any>>>,
+    /// Boxed: most green threads never use green-locals, and the map would
+    /// otherwise take six words of every task record.
+    values: Option<Box<HashMap<usize, Box<dyn Any>>>>,
 }
 
 impl LocalMap {
@@ -26,13 +29,14 @@ impl LocalMap {
     /// Stores `value` for `key` unless one is there already; returns the
     /// stored one.
     pub(crate) fn insert<T: 'static>(&mut self, key: usize, value: T) -> *const T {
-        let map = self.values.get_or_insert_with(HashMap::new);
+        let map = self.values.get_or_insert_with(Default::default);
         let v = map.entry(key).or_insert_with(|| Box::new(value));
         v.downcast_ref::<T>().expect("green_local key type") as *const T
     }
 
     /// Takes all values out, to be dropped by the caller.
-    pub(crate) fn take(&mut self) -> Option<HashMap<usize, Box<dyn Any>>> {
+    #[allow(clippy::box_collection)]
+    pub(crate) fn take(&mut self) -> Option<Box<HashMap<usize, Box<dyn Any>>>> {
         self.values.take()
     }
 }

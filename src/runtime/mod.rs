@@ -230,17 +230,7 @@ impl Builder {
             let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
             let registry = poll.registry().try_clone()?;
             let deque = Deque::new_fifo();
-            workers.push(WorkerShared {
-                stealer: deque.stealer(),
-                inbox: crossbeam_deque::Injector::new(),
-                waker,
-                registry,
-                sleeping: std::sync::atomic::AtomicBool::new(false),
-                io: Default::default(),
-                thread: Default::default(),
-                switches: Default::default(),
-                running: Default::default(),
-            });
+            workers.push(WorkerShared::new(deque.stealer(), waker, registry));
             polls.push(poll);
             deques.push(deque);
         }
@@ -444,10 +434,10 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.shared;
+        // Each worker kills the green threads it started when it sees this
+        // (unstarted ones are dropped without running); wait for them to
+        // unwind.
         shared.shutting_down.store(true, SeqCst);
-        for t in shared.all_tasks() {
-            t.kill();
-        }
         shared.wake_all();
         shared.wait_all_done();
         shared.stop.store(true, SeqCst);
@@ -467,7 +457,7 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("workers", &self.shared.workers.len())
-            .field("live_green_threads", &self.shared.live.load(Relaxed))
+            .field("live_green_threads", &self.shared.live())
             .finish()
     }
 }

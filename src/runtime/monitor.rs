@@ -15,6 +15,9 @@ use super::blocking::jobs_in_flight;
 use super::task::{WaitReason, PARKED};
 use super::worker::{active_foreign_threads, Shared};
 
+/// How long the monitor waits for the workers to list their green threads.
+const CENSUS_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Tells the monitor thread to stop.
 pub(crate) struct MonitorStop {
     pub(crate) stop: Mutex<bool>,
@@ -61,7 +64,7 @@ pub(crate) fn run_monitor(shared: Arc<Shared>, stop: Arc<MonitorStop>) {
             let sum: u64 = shared
                 .workers
                 .iter()
-                .map(|w| w.switches.load(Relaxed))
+                .map(|w| w.stats.switches.load(Relaxed))
                 .sum();
             if deadlocked(&shared) && sum == last_switch_sum {
                 deadlock_streak += 1;
@@ -82,8 +85,8 @@ pub(crate) fn run_monitor(shared: Arc<Shared>, stop: Arc<MonitorStop>) {
 fn check_stuck(shared: &Shared, seen: &mut [Seen], threshold: Duration) {
     let now = Instant::now();
     for (i, w) in shared.workers.iter().enumerate() {
-        let switches = w.switches.load(Relaxed);
-        let task = w.running.load(Relaxed);
+        let switches = w.stats.switches.load(Relaxed);
+        let task = w.stats.running.load(Relaxed);
         let s = &mut seen[i];
         if task == 0 || switches != s.switches || task != s.task {
             *s = Seen {
@@ -97,10 +100,10 @@ fn check_stuck(shared: &Shared, seen: &mut [Seen], threshold: Duration) {
         let since = *s.since.get_or_insert(now);
         if !s.reported && now.duration_since(since) >= threshold {
             s.reported = true;
-            let name = shared
-                .task_by_id(task)
-                .map(|t| t.display_name())
-                .unwrap_or_else(|| format!("green-{task}"));
+            let name = match w.running_name() {
+                Some((id, name)) if id == task => name,
+                _ => format!("green-{task}"),
+            };
             log::warn!(
                 "greenhouse: green thread '{name}' has run for over {} ms on worker {i} without \
                  reaching a switch point; every other green thread on that worker waits. Move \
@@ -114,12 +117,13 @@ fn check_stuck(shared: &Shared, seen: &mut [Seen], threshold: Duration) {
 
 /// True when every live green thread is parked and nothing could wake one.
 fn deadlocked(shared: &Shared) -> bool {
-    let live = shared.live.load(SeqCst);
+    let live = shared.live();
+    let (parked, timed) = shared.parked();
     live > 0
         && shared.runs_waiting.load(SeqCst) > 0
         && !shared.shutting_down.load(SeqCst)
-        && shared.parked.load(SeqCst) == live
-        && shared.timed.load(SeqCst) == 0
+        && parked == live
+        && timed == 0
         && shared.io_waiting.load(SeqCst) == 0
         && shared.external_handles.load(SeqCst) == 0
         && jobs_in_flight() == 0
@@ -128,11 +132,19 @@ fn deadlocked(shared: &Shared) -> bool {
         && shared.workers.iter().all(|w| w.inbox.is_empty())
 }
 
-/// Writes the report, then kills every parked green thread so that `run`
-/// returns (with the report) instead of hanging.
+/// Confirms the deadlock with the workers' own lists, writes the report, then
+/// kills every parked green thread so that `run` returns (with the report)
+/// instead of hanging.
 fn report_deadlock(shared: &Shared) {
-    let tasks = shared.all_tasks();
-    if !tasks.iter().all(|t| t.state.load(SeqCst) == PARKED) {
+    let Some(tasks) = shared.census(CENSUS_TIMEOUT) else {
+        return;
+    };
+    let confirmed = tasks.len() as u64 == shared.live()
+        && tasks
+            .iter()
+            .all(|e| !e.timed && e.task.state.load(SeqCst) == PARKED)
+        && deadlocked(shared);
+    if !confirmed {
         return;
     }
     let mut report = format!(
@@ -141,7 +153,8 @@ fn report_deadlock(shared: &Shared) {
          runtime):",
         tasks.len()
     );
-    for t in &tasks {
+    for e in &tasks {
+        let t = &e.task;
         let reason = WaitReason::from_u8(t.reason.load(Relaxed));
         report.push_str(&format!(
             "\n  green thread '{}' (id {}) waits on {}",
@@ -152,7 +165,7 @@ fn report_deadlock(shared: &Shared) {
     }
     log::error!("{report}");
     *shared.deadlock.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
-    for t in tasks {
-        t.kill();
+    for e in tasks {
+        e.task.kill();
     }
 }

@@ -30,77 +30,106 @@
 //! panic while this one is panicking, which aborts).
 
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::task::Wake;
 use std::time::Instant;
 
-use super::task::{Suspend, Task, WaitReason, PARKED, RUNNING};
+use super::task::{Suspend, Task, TaskRef, WaitReason, PARKED, RUNNING};
+
+/// The green thread running on this OS thread (a pointer to its `Task`
+/// inside the `Arc` the worker holds while it runs), and the
+/// `stack::depth()` at which its own code runs.
+#[derive(Clone, Copy)]
+struct Current {
+    task: Option<NonNull<Task>>,
+    depth: usize,
+}
+
+const NO_TASK: Current = Current {
+    task: None,
+    depth: 0,
+};
 
 thread_local! {
-    /// The green thread running on this OS thread, if any.
-    static CURRENT: Cell<*const Task> = const { Cell::new(std::ptr::null()) };
-    /// `stack::depth()` at which that green thread's own code runs.
-    static CURRENT_DEPTH: Cell<usize> = const { Cell::new(0) };
+    static CURRENT: Cell<Current> = const { Cell::new(NO_TASK) };
     /// `timeout` scopes of code that is not a green thread.
     static OS_TIMEOUTS: RefCell<Timeouts> = const { RefCell::new(Timeouts::new()) };
 }
 
-/// Installed by the worker around each resume of a task.
-pub(crate) struct EnterTask {
-    prev: *const Task,
-    prev_depth: usize,
-}
+/// Installed by the worker around each resume of a task (workers do not
+/// nest: the previous value is always "none").
+pub(crate) struct EnterTask(());
 
 impl EnterTask {
-    /// `task` must outlive the returned guard (the worker holds an Arc).
+    /// `task` must stay alive until the returned guard is dropped.
+    #[inline(always)]
     pub(crate) fn new(task: &Task) -> EnterTask {
-        let prev = CURRENT.with(|c| c.replace(task as *const Task));
         // The task's code runs one coroutine deeper than the worker loop.
-        let prev_depth = CURRENT_DEPTH.with(|d| d.replace(crate::stack::depth() + 1));
-        EnterTask { prev, prev_depth }
+        let now = Current {
+            task: Some(NonNull::from(task)),
+            depth: crate::stack::depth() + 1,
+        };
+        CURRENT.with(|c| c.set(now));
+        EnterTask(())
     }
 }
 
 impl Drop for EnterTask {
+    #[inline(always)]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.prev));
-        CURRENT_DEPTH.with(|d| d.set(self.prev_depth));
+        CURRENT.with(|c| c.set(NO_TASK));
     }
 }
 
 /// The green thread whose code is running on this OS thread, whether or not
 /// we are on its own stack.
+#[inline(always)]
 pub(crate) fn current_task() -> Option<&'static Task> {
-    let p = CURRENT.with(|c| c.get());
-    // SAFETY: CURRENT is non-null only while EnterTask is alive, i.e. while
-    // the worker holds an Arc<Task> and resumes the task; code that observes
-    // it runs inside that resume. The 'static lifetime is never allowed to
-    // escape a call from the running task (callers clone the Arc or copy data).
-    unsafe { p.as_ref() }
+    let p = CURRENT.with(|c| c.get().task)?;
+    // SAFETY: CURRENT is set only while EnterTask is alive, i.e. while the
+    // worker resumes the task and holds an Arc to it; code that observes it
+    // runs inside that resume. The 'static lifetime is never allowed to
+    // escape a call from the running task (callers clone the Arc or copy
+    // data).
+    Some(unsafe { p.as_ref() })
+}
+
+/// The running green thread and whether the caller is on its own stack (not
+/// a nested greenlet or generator) — the case where parking may switch.
+#[inline(always)]
+fn current_with_own_stack() -> Option<(&'static Task, bool)> {
+    let c = CURRENT.with(|c| c.get());
+    let p = c.task?;
+    // SAFETY: as in current_task.
+    Some((unsafe { p.as_ref() }, c.depth == crate::stack::depth()))
 }
 
 /// The green thread running on this OS thread if we are on its own stack
 /// (not a nested greenlet or generator) — the case where parking may switch.
+#[inline]
 pub(crate) fn current_task_on_own_stack() -> Option<&'static Task> {
-    let t = current_task()?;
-    if CURRENT_DEPTH.with(|d| d.get()) == crate::stack::depth() {
-        Some(t)
-    } else {
-        None
+    match current_with_own_stack()? {
+        (t, true) => Some(t),
+        _ => None,
     }
 }
 
 /// The current task as an Arc (for handing out handles).
-pub(crate) fn current_task_arc() -> Option<Arc<Task>> {
+#[inline]
+pub(crate) fn current_task_arc() -> Option<TaskRef> {
     let t = current_task()?;
-    // SAFETY: `t` points into an Arc<Task> kept alive by the worker while the
-    // task runs; bumping the count and rebuilding an Arc from the same
-    // pointer yields a new owned reference.
-    unsafe {
-        let p = t as *const Task;
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
+    // SAFETY: the worker holds a reference to the running task.
+    Some(unsafe { TaskRef::from_header(t) })
+}
+
+/// An id for the calling green thread or OS thread, unique in the process
+/// (green threads' ids and OS threads' share one counter).
+pub(crate) fn current_waiter_id() -> u64 {
+    match current_task() {
+        Some(t) => t.id,
+        None => crate::thread::os_thread_id(),
     }
 }
 
@@ -109,7 +138,7 @@ pub(crate) fn current_task_arc() -> Option<Arc<Task>> {
 /// polled from a green thread with it.
 #[derive(Clone)]
 pub(crate) enum Unparker {
-    Green(Arc<Task>),
+    Green(TaskRef),
     Os(std::thread::Thread),
 }
 
@@ -137,7 +166,7 @@ impl Unparker {
     #[allow(dead_code)] // for waiter lists that de-duplicate (sync primitives)
     pub(crate) fn same_as(&self, other: &Unparker) -> bool {
         match (self, other) {
-            (Unparker::Green(a), Unparker::Green(b)) => Arc::ptr_eq(a, b),
+            (Unparker::Green(a), Unparker::Green(b)) => TaskRef::ptr_eq(a, b),
             (Unparker::Os(a), Unparker::Os(b)) => a.id() == b.id(),
             _ => false,
         }
@@ -205,9 +234,9 @@ impl Timeouts {
 pub(crate) fn with_timeouts<R>(f: impl FnOnce(&mut Timeouts) -> R) -> R {
     match current_task() {
         // SAFETY: we are the running task, on its owner thread; the worker
-        // does not touch `body` while the task runs, and `f` does not
+        // does not touch `local` while the task runs, and `f` does not
         // re-enter `with_timeouts` (it only edits the scope list).
-        Some(t) => f(unsafe { &mut t.body_mut().timeouts }),
+        Some(t) => f(unsafe { &mut t.local_mut().timeouts }),
         None => OS_TIMEOUTS.with(|t| f(&mut t.borrow_mut())),
     }
 }
@@ -223,24 +252,51 @@ fn min_deadline(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// Unwinds if the caller has been killed or one of its timeout scopes has
 /// expired. Never unwinds while already unwinding.
 pub(crate) fn check_cancel() {
+    match current_task() {
+        Some(t) => check_cancel_task(t),
+        None => {
+            if std::thread::panicking() {
+                return;
+            }
+            // Only read the clock when a timeout scope is active.
+            let expired = OS_TIMEOUTS.with(|t| {
+                let mut t = t.borrow_mut();
+                if t.scopes.is_empty() {
+                    None
+                } else {
+                    t.take_expired(Instant::now())
+                }
+            });
+            if let Some(id) = expired {
+                std::panic::resume_unwind(Box::new(TimeoutUnwind { id }));
+            }
+        }
+    }
+}
+
+/// `check_cancel` for the running green thread `task`. Runs on every switch:
+/// two loads when nothing is pending.
+#[inline(always)]
+fn check_cancel_task(task: &Task) {
+    // SAFETY: the running task on its owner thread (see with_timeouts).
+    let no_scopes = unsafe { task.local_mut() }.timeouts.scopes.is_empty();
+    if task.killed.load(Relaxed) || !no_scopes {
+        cancel_slow(task);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn cancel_slow(task: &Task) {
     if std::thread::panicking() {
         return;
     }
-    if let Some(t) = current_task() {
-        if t.killed.load(Acquire) {
-            std::panic::resume_unwind(Box::new(KillUnwind));
-        }
+    if task.killed.load(Relaxed) {
+        std::panic::resume_unwind(Box::new(KillUnwind));
     }
-    // Only read the clock when a timeout scope is active: this runs on every
-    // switch.
-    let expired = with_timeouts(|t| {
-        if t.scopes.is_empty() {
-            None
-        } else {
-            t.take_expired(Instant::now())
-        }
-    });
-    if let Some(id) = expired {
+    // SAFETY: the running task on its owner thread (see with_timeouts).
+    let timeouts = unsafe { &mut task.local_mut().timeouts };
+    if let Some(id) = timeouts.take_expired(Instant::now()) {
         std::panic::resume_unwind(Box::new(TimeoutUnwind { id }));
     }
 }
@@ -248,26 +304,34 @@ pub(crate) fn check_cancel() {
 /// Parks the caller until unparked, `deadline` passes, or (spuriously) at any
 /// time; unwinds instead of returning when the caller is cancelled.
 pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) {
-    check_cancel();
-    let deadline = min_deadline(
-        deadline,
-        with_timeouts(|t| {
-            if t.scopes.is_empty() {
-                None
-            } else {
-                t.earliest()
-            }
-        }),
-    );
-    match current_task_on_own_stack() {
-        Some(task) if !std::thread::panicking() => park_green(task, deadline, reason),
-        Some(_) | None => park_os(deadline, reason),
+    let Some((task, own_stack)) = current_with_own_stack() else {
+        check_cancel();
+        let deadline = min_deadline(deadline, OS_TIMEOUTS.with(|t| t.borrow().earliest()));
+        park_os(None, deadline, reason);
+        check_cancel();
+        return;
+    };
+    check_cancel_task(task);
+    // SAFETY: the running task on its owner thread (see with_timeouts).
+    let scopes = unsafe { &task.local_mut().timeouts };
+    let deadline = if scopes.scopes.is_empty() {
+        deadline
+    } else {
+        min_deadline(deadline, scopes.earliest())
+    };
+    if own_stack && !std::thread::panicking() {
+        park_green(task, deadline, reason);
+    } else {
+        park_os(Some(task), deadline, reason);
     }
-    check_cancel();
+    check_cancel_task(task);
 }
 
+#[inline]
 fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason) {
-    if task.notified.swap(false, SeqCst) {
+    // A token left by an earlier unpark: consume it and return. (Checked
+    // again by the worker after the suspension; this only saves a switch.)
+    if task.notified.load(Relaxed) && task.notified.swap(false, SeqCst) {
         return;
     }
     if let Some(d) = deadline {
@@ -276,22 +340,27 @@ fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason) {
         }
     }
     task.reason.store(reason as u8, Relaxed);
-    task.timed.store(deadline.is_some(), Relaxed);
-    // SAFETY: the running task on its own stack; the yielder was recorded by
-    // the task's entry closure and lives on this coroutine's stack for its
-    // whole life.
-    let yielder = unsafe { &*task.body_mut().yielder };
-    yielder.suspend(Suspend::Park(deadline));
+    suspend(task, Suspend::Park(deadline));
     // Resumed: whoever scheduled us consumed the PARKED state; the token is
     // ours to clear.
-    task.notified.store(false, SeqCst);
+    task.notified.swap(false, SeqCst);
     task.reason.store(WaitReason::None as u8, Relaxed);
+}
+
+/// Switches from the running task (on its own stack) back to its worker.
+#[inline(always)]
+fn suspend(task: &Task, why: Suspend) {
+    // SAFETY: the running task on its own stack; the yielder was recorded by
+    // the task's entry closure and lives on this coroutine's stack for its
+    // whole life. `local` is not borrowed across the switch.
+    let yielder = unsafe { &*task.local_mut().yielder };
+    yielder.suspend(why);
 }
 
 /// Waits by blocking the OS thread: for code outside green threads, and for
 /// a green thread that may not switch right now (see module docs).
-fn park_os(deadline: Option<Instant>, reason: WaitReason) {
-    match current_task() {
+fn park_os(task: Option<&Task>, deadline: Option<Instant>, reason: WaitReason) {
+    match task {
         None => {
             super::worker::note_foreign_thread();
             match deadline {
@@ -320,7 +389,15 @@ fn park_os(deadline: Option<Instant>, reason: WaitReason) {
                     }
                     None => std::thread::park(),
                 }
-                if task.killed.load(Acquire) && !std::thread::panicking() {
+                if std::thread::panicking() {
+                    continue;
+                }
+                if task.shared.shutting_down.load(SeqCst) {
+                    // The runtime is going away and cannot reach this task
+                    // through its worker, which is blocked right here.
+                    task.killed.store(true, SeqCst);
+                }
+                if task.killed.load(Acquire) {
                     break;
                 }
             }
@@ -332,31 +409,34 @@ fn park_os(deadline: Option<Instant>, reason: WaitReason) {
 
 /// Gives the worker to the other ready green threads once; outside a green
 /// thread, yields the OS thread. A cancellation point.
+#[inline]
 pub(crate) fn yield_now() {
-    check_cancel();
-    match current_task_on_own_stack() {
-        Some(task) if !std::thread::panicking() => {
-            // SAFETY: as in park_green.
-            let yielder = unsafe { &*task.body_mut().yielder };
-            yielder.suspend(Suspend::Yield);
+    match current_with_own_stack() {
+        Some((task, true)) if !std::thread::panicking() => {
+            check_cancel_task(task);
+            suspend(task, Suspend::Yield);
+            check_cancel_task(task);
         }
-        _ => std::thread::yield_now(),
+        _ => yield_os(),
     }
+}
+
+#[cold]
+fn yield_os() {
+    check_cancel();
+    std::thread::yield_now();
     check_cancel();
 }
 
 /// Called by the worker after a task suspended with `Suspend::Park`: publish
 /// PARKED, then take it back if an unpark raced with the suspension.
 /// Returns true if the task must be rescheduled now.
+#[inline]
 pub(crate) fn after_suspend_park(task: &Task) -> bool {
     task.state.store(PARKED, SeqCst);
-    if task.notified.load(SeqCst)
+    task.notified.load(SeqCst)
         && task
             .state
             .compare_exchange(PARKED, RUNNING, SeqCst, SeqCst)
             .is_ok()
-    {
-        return true;
-    }
-    false
 }

@@ -1,18 +1,38 @@
-//! A green thread as the scheduler sees it: its coroutine, its state word and
-//! the people waiting for it to finish.
+//! A green thread as the scheduler sees it: its state word, its coroutine,
+//! its join slot, and the typed part that holds its closure and result.
+//!
+//! One allocation per green thread: a [`TaskCell`] holding the untyped
+//! [`Task`] header first and the typed body (closure, then result) after it.
+//! The scheduler passes it around as a [`TaskRef`], a thin reference-counted
+//! pointer to the header (an `Arc` without the weak count, whose deallocation
+//! goes through the header's vtable). The
+//! [`JoinHandle`](crate::thread::JoinHandle) keeps a typed pointer to the
+//! result slot inside.
+//!
+//! A thin pointer, not `Arc<dyn ..>`: with a `dyn` tail every access to a
+//! header field first loads the body's alignment from the vtable, and the
+//! scheduler touches header fields on every switch.
 //!
 //! # Invariants
 //! - `state` moves NEW → RUNNING ⇄ {PARKED → SCHEDULED → RUNNING} → DONE.
 //!   Only the owning worker moves a task out of RUNNING; any thread may move it
 //!   PARKED → SCHEDULED (that thread then enqueues it, exactly once).
-//! - `body` is touched by one thread at a time: whoever holds the task out of a
-//!   queue before it starts, then only its owner worker (the worker that first
-//!   ran it) — and never by the worker while the task itself runs (the worker
-//!   takes the coroutine out of `body` before resuming it).
+//! - `co` is touched by whoever holds the task out of a queue before it
+//!   starts, then only by its owner worker (the worker that first ran it).
+//! - `local` is touched by one thread at a time: the task itself while it runs
+//!   (its timeouts, green-locals, yielder), its owner worker while it does not
+//!   (park and timer bookkeeping). The worker never holds a reference into
+//!   `local` across a resume.
+//! - The join slot (`join_waker`) is written only by the one joiner (the
+//!   `JoinHandle`'s owner) while `join_state` is EMPTY, and read only by the
+//!   finisher after it swapped WAITING → DONE.
 
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::ptr::{addr_of, addr_of_mut, NonNull};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
@@ -26,13 +46,17 @@ pub(crate) const PARKED: u8 = 2;
 pub(crate) const SCHEDULED: u8 = 3;
 pub(crate) const DONE: u8 = 4;
 
+const JOIN_EMPTY: u8 = 0;
+const JOIN_WAITING: u8 = 1;
+const JOIN_DONE: u8 = 2;
+
 /// What a green thread tells its worker when it gives the OS thread back.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Suspend {
     /// `yield_now`: run me again after the others that are ready.
     Yield,
     /// Park until unparked; wake me at this deadline at the latest.
-    Park(Option<std::time::Instant>),
+    Park(Option<Instant>),
 }
 
 pub(crate) type GreenCoroutine = Coroutine<(), Suspend, (), Stack>;
@@ -87,35 +111,171 @@ impl WaitReason {
     }
 }
 
-/// Who to wake when a task finishes. The first waiter (almost always the
-/// only one: the joiner) is stored inline, so joining allocates nothing.
-#[derive(Default)]
-pub(crate) struct Waiters {
-    first: Option<Unparker>,
-    rest: Vec<Unparker>,
+/// The typed part of a green thread (implemented in `thread.rs` for the
+/// spawned closure and its result type).
+pub(crate) trait GreenBody: Send + 'static {
+    /// Builds the coroutine that runs the closure on `stack`.
+    ///
+    /// # Safety
+    /// Called at most once, by the thread that starts the task, and not after
+    /// [`discard`](GreenBody::discard).
+    unsafe fn start(&self, stack: Stack) -> GreenCoroutine;
+
+    /// Drops the closure of a task that will never run.
+    ///
+    /// # Safety
+    /// As for `start`: the caller holds the unstarted task alone.
+    unsafe fn discard(&self);
 }
 
-impl Waiters {
-    fn push(&mut self, u: Unparker) {
-        if self.first.is_none() {
-            self.first = Some(u);
-        } else {
-            self.rest.push(u);
-        }
+/// How to reach the typed body behind a header.
+struct Vtable {
+    start: unsafe fn(&Task, Stack) -> GreenCoroutine,
+    discard: unsafe fn(&Task),
+    dealloc: unsafe fn(NonNull<Task>),
+}
+
+/// A green thread's allocation: header first (`repr(C)`), so a pointer to the
+/// cell is a pointer to its header and back.
+#[repr(C)]
+pub(crate) struct TaskCell<B> {
+    header: Task,
+    pub(crate) body: B,
+}
+
+impl<B: GreenBody> TaskCell<B> {
+    const VTABLE: Vtable = Vtable {
+        start: Self::start_raw,
+        discard: Self::discard_raw,
+        dealloc: Self::dealloc_raw,
+    };
+
+    /// # Safety
+    /// `t` is the header of a `TaskCell<B>`; GreenBody::start's contract.
+    unsafe fn start_raw(t: &Task, stack: Stack) -> GreenCoroutine {
+        let cell = &*(t as *const Task as *const TaskCell<B>);
+        cell.body.start(stack)
     }
-    fn wake_all(self) {
-        if let Some(u) = self.first {
-            u.unpark();
-        }
-        for u in self.rest {
-            u.unpark();
-        }
+
+    /// # Safety
+    /// `t` is the header of a `TaskCell<B>`; GreenBody::discard's contract.
+    unsafe fn discard_raw(t: &Task) {
+        let cell = &*(t as *const Task as *const TaskCell<B>);
+        cell.body.discard()
+    }
+
+    /// # Safety
+    /// `t` is the header of a `TaskCell<B>` made by `TaskRef::new`, and the
+    /// last reference to it is gone.
+    unsafe fn dealloc_raw(t: NonNull<Task>) {
+        let p = t.as_ptr() as *mut TaskCell<B>;
+        std::ptr::drop_in_place(p);
+        dealloc(p as *mut u8, Layout::new::<TaskCell<B>>());
     }
 }
 
-/// State only the task's own thread touches (see the module invariants).
-pub(crate) struct Body {
-    pub(crate) co: Option<GreenCoroutine>,
+/// A counted reference to a green thread: `Arc<Task>` with a thin pointer.
+pub(crate) struct TaskRef(NonNull<Task>);
+
+// SAFETY: Task is Send + Sync (below); TaskRef hands out only `&Task` and
+// counts references with atomics, like Arc.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    /// Allocates a green thread; returns it and a pointer to its body, valid
+    /// while any reference to the task lives.
+    pub(crate) fn new<B: GreenBody>(
+        id: u64,
+        name: Option<Box<str>>,
+        shared: Arc<Shared>,
+        stack: Stack,
+        body: B,
+    ) -> (TaskRef, *const B) {
+        // Built in place: a `Box::new` of the whole cell would build it on
+        // the stack and copy a few hundred bytes.
+        let layout = Layout::new::<TaskCell<B>>();
+        // SAFETY: TaskCell has a non-zero size (the header).
+        let p = unsafe { alloc(layout) } as *mut TaskCell<B>;
+        let Some(p) = NonNull::new(p) else {
+            handle_alloc_error(layout)
+        };
+        let p = p.as_ptr();
+        // SAFETY: `p` is a fresh allocation for a TaskCell<B>; both fields are
+        // written before the cell is used, and `dealloc_raw` frees it with
+        // the same layout.
+        unsafe {
+            addr_of_mut!((*p).header).write(Task::new(
+                id,
+                name,
+                shared,
+                stack,
+                &TaskCell::<B>::VTABLE,
+            ));
+            addr_of_mut!((*p).body).write(body);
+            let body: *const B = addr_of!((*p).body);
+            (TaskRef(NonNull::new_unchecked(p).cast::<Task>()), body)
+        }
+    }
+
+    /// A new reference to the task `t` points to.
+    ///
+    /// # Safety
+    /// `t` is the header of a live task (someone holds a reference).
+    #[inline]
+    pub(crate) unsafe fn from_header(t: &Task) -> TaskRef {
+        t.retain();
+        TaskRef(NonNull::from(t))
+    }
+
+    #[inline]
+    pub(crate) fn ptr_eq(a: &TaskRef, b: &TaskRef) -> bool {
+        a.0 == b.0
+    }
+}
+
+impl std::ops::Deref for TaskRef {
+    type Target = Task;
+    #[inline(always)]
+    fn deref(&self) -> &Task {
+        // SAFETY: the reference keeps the task alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Clone for TaskRef {
+    #[inline]
+    fn clone(&self) -> TaskRef {
+        self.retain();
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    #[inline]
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Release) != 1 {
+            return;
+        }
+        // As Arc: see every other reference's last use before freeing.
+        fence(Acquire);
+        // SAFETY: the last reference is gone; the vtable was made for this
+        // cell's body type by TaskRef::new.
+        unsafe { (self.vtable.dealloc)(self.0) }
+    }
+}
+
+/// The coroutine of a task, or its stack before the first run.
+pub(crate) enum Co {
+    Unstarted(Stack),
+    Started(GreenCoroutine),
+    Finished,
+}
+
+/// State the running task and its owner worker share, one at a time (see the
+/// module invariants).
+pub(crate) struct TaskLocal {
     /// The coroutine's yielder, recorded when it first runs.
     pub(crate) yielder: *const Yielder<(), Suspend>,
     /// `green_local!` values.
@@ -125,13 +285,22 @@ pub(crate) struct Body {
     /// This green thread's greenlets (its own implicit main greenlet, the
     /// current one); swapped into the OS thread while it runs.
     pub(crate) greenlets: crate::greenlet::ThreadState,
+    /// Index in the owner worker's registry.
+    pub(crate) slot: usize,
+    /// The task is parked (counted in its worker's park statistics).
+    pub(crate) parked: bool,
+    /// Deadline of the current (or last) park.
+    pub(crate) park_deadline: Option<Instant>,
+    /// Sequence number of the task's live timer entry; older entries are stale.
+    pub(crate) timer_seq: u32,
+    /// Deadline of the task's live timer entry, if one is armed.
+    pub(crate) timer_armed: Option<Instant>,
 }
 
+/// One green thread's header (see the module docs). Hot fields first.
+#[repr(C)]
 pub(crate) struct Task {
-    pub(crate) id: u64,
-    pub(crate) name: Option<Arc<str>>,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) stack_info: StackInfo,
+    refs: AtomicUsize,
     pub(crate) state: AtomicU8,
     /// The park token: set by unpark, consumed by park (std::thread::park's).
     pub(crate) notified: AtomicBool,
@@ -139,31 +308,101 @@ pub(crate) struct Task {
     /// The task is waiting by blocking its OS thread (see park.rs) instead of
     /// suspending; unpark must wake the OS thread.
     pub(crate) os_blocked: AtomicBool,
+    pub(crate) reason: AtomicU8,
+    join_state: AtomicU8,
+    vtable: &'static Vtable,
+    pub(crate) id: u64,
+    co: UnsafeCell<Co>,
+    local: UnsafeCell<TaskLocal>,
+    pub(crate) stack_info: StackInfo,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) shared: Arc<Shared>,
     /// Worker that first ran this task (usize::MAX before that).
     pub(crate) owner: AtomicUsize,
-    /// Incremented on every park; a timer only wakes the park it was set for.
-    pub(crate) park_gen: AtomicU64,
-    /// The current park has a deadline (counts as wakeable for deadlock checks).
-    pub(crate) timed: AtomicBool,
-    pub(crate) reason: AtomicU8,
-    pub(crate) done: AtomicBool,
-    /// Unparked when the task finishes.
-    pub(crate) waiters: Mutex<Waiters>,
-    pub(crate) body: UnsafeCell<Body>,
+    /// Who registered `join_waker` (a green or OS thread id).
+    joiner_id: AtomicU64,
+    join_waker: UnsafeCell<Option<Unparker>>,
 }
 
-// SAFETY: every field but `body` is Send + Sync. `body` (the coroutine, its
-// green-locals and timeouts, which may hold !Send values once the task has
-// started) is only ever accessed from one thread at a time: the thread that
-// holds the task out of a queue before it starts (the coroutine then holds
-// only the `Send` closure), afterwards only its owner worker thread (module
-// invariants; asserted in debug builds by `body_mut`).
+// SAFETY: every field but `co`, `local` and `join_waker` is Send + Sync.
+// `co` and `local` (which may hold !Send values once the task has started)
+// are only ever accessed from one thread at a time: the thread that holds the
+// task out of a queue before it starts (then they hold only `Send` values),
+// afterwards only its owner worker thread. `join_waker` is handed from the
+// joiner to the finisher through `join_state` (module invariants). The body
+// behind the header is `Send` and touched only through the vtable by the
+// thread allowed to (GreenBody's contract).
 unsafe impl Send for Task {}
 // SAFETY: as for Send: shared access from other threads only touches the
-// atomic and Mutex fields, never `body`.
+// atomic fields and immutable ones.
 unsafe impl Sync for Task {}
 
 impl Task {
+    #[inline(always)]
+    fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        shared: Arc<Shared>,
+        stack: Stack,
+        vtable: &'static Vtable,
+    ) -> Task {
+        let stack_info = stack.info();
+        Task {
+            refs: AtomicUsize::new(1),
+            state: AtomicU8::new(NEW),
+            notified: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            os_blocked: AtomicBool::new(false),
+            reason: AtomicU8::new(0),
+            join_state: AtomicU8::new(JOIN_EMPTY),
+            vtable,
+            id,
+            co: UnsafeCell::new(Co::Unstarted(stack)),
+            local: UnsafeCell::new(TaskLocal {
+                yielder: std::ptr::null(),
+                locals: super::local::LocalMap::new(),
+                timeouts: super::park::Timeouts::new(),
+                greenlets: Default::default(),
+                slot: usize::MAX,
+                parked: false,
+                park_deadline: None,
+                timer_seq: 0,
+                timer_armed: None,
+            }),
+            stack_info,
+            name,
+            shared,
+            owner: AtomicUsize::new(usize::MAX),
+            joiner_id: AtomicU64::new(0),
+            join_waker: UnsafeCell::new(None),
+        }
+    }
+
+    #[inline]
+    fn retain(&self) {
+        // As Arc: a count past isize::MAX means leaked references; abort
+        // rather than risk an overflow.
+        if self.refs.fetch_add(1, Relaxed) > isize::MAX as usize {
+            std::process::abort();
+        }
+    }
+
+    /// Builds the coroutine of a task that starts now.
+    ///
+    /// # Safety
+    /// GreenBody::start's contract.
+    #[inline]
+    pub(crate) unsafe fn start_body(&self, stack: Stack) -> GreenCoroutine {
+        (self.vtable.start)(self, stack)
+    }
+
+    /// Drops the closure of a task that will never run.
+    ///
+    /// # Safety
+    /// GreenBody::discard's contract.
+    pub(crate) unsafe fn discard_body(&self) {
+        (self.vtable.discard)(self)
+    }
     /// The display name used in reports: the given name or `green-<id>`.
     pub(crate) fn display_name(&self) -> String {
         match &self.name {
@@ -173,35 +412,47 @@ impl Task {
     }
 
     /// # Safety
-    /// The caller is the one thread allowed to touch `body` now (module
+    /// The caller is the one thread allowed to touch `local` now (module
     /// invariants) and holds no other reference into it.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn body_mut(&self) -> &mut Body {
-        &mut *self.body.get()
+    #[inline]
+    pub(crate) unsafe fn local_mut(&self) -> &mut TaskLocal {
+        &mut *self.local.get()
     }
 
+    /// # Safety
+    /// The caller is the one thread allowed to touch `co` now (module
+    /// invariants) and holds no other reference into it.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn co_mut(&self) -> &mut Co {
+        &mut *self.co.get()
+    }
+
+    /// Whether the task has finished (returned, panicked, been killed).
+    #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        self.done.load(Acquire)
+        self.join_state.load(Acquire) == JOIN_DONE
     }
 
     /// Wakes the task if it is parked; otherwise leaves a token so its next
     /// park returns at once. Callable from any thread.
-    pub(crate) fn unpark(self: &Arc<Self>) {
+    pub(crate) fn unpark(&self) {
         self.notified.store(true, SeqCst);
         if self
             .state
             .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
             .is_ok()
         {
-            self.shared.note_unparked(self);
-            super::worker::schedule(self.clone());
+            // SAFETY: `self` is alive (the caller holds a reference).
+            super::worker::schedule(unsafe { TaskRef::from_header(self) });
         } else if self.os_blocked.load(SeqCst) {
             self.shared.unpark_os_thread(self.owner.load(Acquire));
         }
     }
 
     /// Asks the task to unwind at its current or next blocking point.
-    pub(crate) fn kill(self: &Arc<Self>) {
+    pub(crate) fn kill(&self) {
         if self.is_done() {
             return;
         }
@@ -209,25 +460,56 @@ impl Task {
         self.unpark();
     }
 
-    /// Registers `u` to be unparked when the task finishes. Returns false
-    /// (and registers nothing) if it already has.
-    pub(crate) fn add_waiter(&self, u: Unparker) -> bool {
-        let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if self.is_done() {
+    /// Registers the caller (green or OS thread `me`, unparked by what `make`
+    /// returns) to be woken when the task finishes. Returns false, registering
+    /// nothing, if it already has. Only the task's one joiner calls this.
+    pub(crate) fn set_joiner(&self, me: u64, make: impl FnOnce() -> Unparker) -> bool {
+        match self.join_state.load(Acquire) {
+            JOIN_DONE => return false,
+            JOIN_WAITING => {
+                if self.joiner_id.load(Relaxed) == me {
+                    return true;
+                }
+                // Registered by another thread (the handle moved): take the
+                // slot back before rewriting it.
+                if self
+                    .join_state
+                    .compare_exchange(JOIN_WAITING, JOIN_EMPTY, Acquire, Acquire)
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        // SAFETY: join_state is EMPTY, so the finisher will not read the slot
+        // (it only does after swapping WAITING → DONE), and we are the one
+        // joiner (module invariants).
+        unsafe { *self.join_waker.get() = Some(make()) };
+        self.joiner_id.store(me, Relaxed);
+        if self
+            .join_state
+            .compare_exchange(JOIN_EMPTY, JOIN_WAITING, AcqRel, Acquire)
+            .is_err()
+        {
+            // Finished meanwhile; the finisher saw EMPTY and left the slot.
+            // SAFETY: as above.
+            unsafe { *self.join_waker.get() = None };
             return false;
         }
-        w.push(u);
         true
     }
 
-    /// Marks the task finished and wakes everyone waiting for it.
+    /// Marks the task finished and wakes its joiner.
     pub(crate) fn finish(&self) {
-        let waiters = {
-            let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-            self.done.store(true, Release);
-            self.state.store(DONE, Release);
-            std::mem::take(&mut *w)
-        };
-        waiters.wake_all();
+        self.state.store(DONE, Release);
+        if self.join_state.swap(JOIN_DONE, AcqRel) == JOIN_WAITING {
+            // SAFETY: we swapped WAITING → DONE: the joiner wrote the slot
+            // before publishing WAITING (Release, acquired by the swap) and
+            // will not touch it again.
+            if let Some(u) = unsafe { (*self.join_waker.get()).take() } {
+                u.unpark();
+            }
+        }
     }
 }

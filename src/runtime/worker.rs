@@ -3,7 +3,8 @@
 //!
 //! A worker owns a FIFO run queue of its started green threads (`ready`), a
 //! stealable FIFO of unstarted ones (`new`, crossbeam-deque), an inbox for
-//! wake-ups from other threads, a `mio::Poll` with a `Waker`, and its timers.
+//! wake-ups from other threads, a `mio::Poll` with a `Waker`, its timers, and
+//! the registry of the green threads it has started.
 //!
 //! # Invariants
 //! - A started green thread only ever runs on its owner worker. Only NEW tasks
@@ -13,10 +14,16 @@
 //! - `sleeping` is set before a worker re-checks its inbox and blocks in the
 //!   poll; whoever pushes to the inbox swaps it back and wakes the poll. Both
 //!   sides use SeqCst, so a wake-up is never lost.
+//! - Everything in [`WorkerCtx`] and a task's `local` is touched only by the
+//!   worker's own thread. Other threads learn about a worker's green threads
+//!   by asking it (a census, see [`Shared::census`]) or, for the one it runs
+//!   now, through [`WorkerStats::running_name`] under the `readers` protocol.
+//! - Statistics in [`WorkerStats`] are written only by their worker (plain
+//!   load + store, no read-modify-write), so counting costs no contention.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,12 +32,11 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
 use super::io::IoSlab;
 use super::park::{after_suspend_park, EnterTask};
-use super::task::{Suspend, Task, DONE, NEW, PARKED, RUNNING, SCHEDULED};
-use super::timer::Timers;
+use super::task::{Co, Suspend, TaskRef, DONE, NEW, PARKED, RUNNING, SCHEDULED};
+use super::timer::{Entry, Wheel};
 use crate::stack::OnStack;
 
 pub(crate) const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
-const REGISTRY_SHARDS: usize = 32;
 /// How many tasks a worker runs between checks of its inbox, timers and
 /// sockets when it always has ready work (tokio's "event interval").
 const MAINTENANCE_INTERVAL: u32 = 61;
@@ -38,6 +44,12 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 const NEW_STREAK: u32 = 16;
 /// An idle worker releases its surplus pooled stacks after this long.
 const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
+/// Stale timer entries are swept once there are this many and they are at
+/// least half of all entries.
+const TIMER_COMPACT_AT: usize = 4096;
+/// Finished tasks are freed in batches of this many (each batch costs a
+/// fence; see `release_limbo`).
+const LIMBO_BATCH: usize = 4;
 
 /// Settings a runtime was built with.
 #[derive(Clone, Debug)]
@@ -47,30 +59,126 @@ pub(crate) struct Config {
     pub(crate) deadlock_detection: bool,
 }
 
+/// Keeps a value on its own cache lines (two, for adjacent-line prefetch), so
+/// counters one thread writes do not slow down fields others read.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Counters and the running task of one worker, written only by that worker.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    /// Incremented each time the worker resumes a task (stuck-worker monitor).
+    pub(crate) switches: AtomicU64,
+    /// Id of the task running now, 0 when none.
+    pub(crate) running: AtomicU64,
+    /// The running task's `name` field, null when none. Read by other threads
+    /// only under the `readers` protocol (see [`WorkerShared::running_name`]).
+    running_name: AtomicPtr<Option<Box<str>>>,
+    /// Green threads spawned from this worker's thread into its runtime.
+    pub(crate) spawned: AtomicU64,
+    /// Green threads that finished on this worker.
+    pub(crate) finished: AtomicU64,
+    /// Parks of this worker's tasks, and resumptions after a park: the
+    /// difference is how many are parked now. `timed_*` count parks with a
+    /// deadline.
+    pub(crate) parks: AtomicU64,
+    pub(crate) unparks: AtomicU64,
+    pub(crate) timed_parks: AtomicU64,
+    pub(crate) timed_unparks: AtomicU64,
+}
+
+/// Adds one to a counter only this thread writes.
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed) + 1, Release);
+}
+
 /// The part of a worker other threads see.
 pub(crate) struct WorkerShared {
-    pub(crate) stealer: Stealer<Arc<Task>>,
-    pub(crate) inbox: Injector<Arc<Task>>,
+    pub(crate) stealer: Stealer<TaskRef>,
+    pub(crate) inbox: Injector<TaskRef>,
     pub(crate) waker: mio::Waker,
     pub(crate) registry: mio::Registry,
     pub(crate) sleeping: AtomicBool,
     pub(crate) io: IoSlab,
     pub(crate) thread: OnceLock<std::thread::Thread>,
-    /// Incremented each time the worker resumes a task (stuck-worker monitor).
-    pub(crate) switches: AtomicU64,
-    /// Id of the task running now, 0 when none.
-    pub(crate) running: AtomicU64,
+    /// Threads reading `stats.running_name` right now; while non-zero the
+    /// worker keeps finished tasks alive (in its limbo).
+    readers: AtomicUsize,
+    pub(crate) stats: CachePadded<WorkerStats>,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(
+        stealer: Stealer<TaskRef>,
+        waker: mio::Waker,
+        registry: mio::Registry,
+    ) -> WorkerShared {
+        WorkerShared {
+            stealer,
+            inbox: Injector::new(),
+            waker,
+            registry,
+            sleeping: AtomicBool::new(false),
+            io: Default::default(),
+            thread: OnceLock::new(),
+            readers: AtomicUsize::new(0),
+            stats: Default::default(),
+        }
+    }
+
+    /// The id and display name of the green thread this worker runs now.
+    ///
+    /// The worker does not free a finished task while a reader is counted
+    /// (it keeps it in its limbo): a reader announces itself, then reads the
+    /// pointer; the worker clears the pointer, then checks for readers
+    /// (SeqCst on both sides), so one of them sees the other.
+    pub(crate) fn running_name(&self) -> Option<(u64, String)> {
+        self.readers.fetch_add(1, SeqCst);
+        let id = self.stats.running.load(SeqCst);
+        let p = self.stats.running_name.load(SeqCst);
+        // SAFETY: a non-null pointer is the `name` field of a task that has
+        // not been freed: the worker frees finished tasks only when no reader
+        // is counted after it cleared this pointer (protocol above).
+        let name = unsafe { p.as_ref() }.map(|n| match n {
+            Some(n) => n.to_string(),
+            None => format!("green-{id}"),
+        });
+        self.readers.fetch_sub(1, Release);
+        Some((id, name?))
+    }
+}
+
+/// A request to every worker for the list of its green threads.
+#[derive(Default)]
+struct CensusState {
+    epoch: u64,
+    answered: usize,
+    tasks: Vec<CensusEntry>,
+}
+
+/// One green thread as a census saw it.
+pub(crate) struct CensusEntry {
+    pub(crate) task: TaskRef,
+    /// Its current park has a deadline (a timer will wake it).
+    pub(crate) timed: bool,
 }
 
 /// State shared by all workers of one runtime and its handles.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) workers: Vec<WorkerShared>,
-    pub(crate) injector: Injector<Arc<Task>>,
-    tasks: Vec<Mutex<TaskMap>>,
-    pub(crate) live: AtomicUsize,
-    pub(crate) parked: AtomicUsize,
-    pub(crate) timed: AtomicUsize,
+    pub(crate) injector: Injector<TaskRef>,
+    /// Green threads spawned from threads that are not this runtime's workers.
+    foreign_spawned: AtomicU64,
     pub(crate) io_waiting: AtomicUsize,
     pub(crate) external_handles: AtomicUsize,
     /// Threads inside `Runtime::run`/`try_run`: deadlocks are only reported
@@ -81,33 +189,34 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) all_done: (Mutex<()>, Condvar),
     pub(crate) deadlock: Mutex<Option<String>>,
+    census_epoch: AtomicU64,
+    census: (Mutex<CensusState>, Condvar),
 }
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Hashes task ids (unique sequential integers) with one multiplication
-/// instead of SipHash: the registry is on the spawn path.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
+/// Ids are taken from the global counter in blocks, so threads that spawn a
+/// lot do not all write one cache line.
+const ID_BLOCK: u64 = 1024;
 
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
+thread_local! {
+    /// This thread's block of ids: the next one and the end.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-type TaskMap = HashMap<u64, Arc<Task>, std::hash::BuildHasherDefault<IdHasher>>;
-
+/// A new id for a green thread (or an OS thread), unique in the process.
+#[inline]
 pub(crate) fn next_task_id() -> u64 {
-    NEXT_TASK_ID.fetch_add(1, Relaxed)
+    IDS.with(|ids| {
+        let (next, end) = ids.get();
+        if next < end {
+            ids.set((next + 1, end));
+            return next;
+        }
+        let start = NEXT_TASK_ID.fetch_add(ID_BLOCK, Relaxed);
+        ids.set((start + 1, start + ID_BLOCK));
+        start
+    })
 }
 
 impl Shared {
@@ -116,12 +225,7 @@ impl Shared {
             config,
             workers,
             injector: Injector::new(),
-            tasks: (0..REGISTRY_SHARDS)
-                .map(|_| Mutex::new(TaskMap::default()))
-                .collect(),
-            live: AtomicUsize::new(0),
-            parked: AtomicUsize::new(0),
-            timed: AtomicUsize::new(0),
+            foreign_spawned: AtomicU64::new(0),
             io_waiting: AtomicUsize::new(0),
             external_handles: AtomicUsize::new(0),
             runs_waiting: AtomicUsize::new(0),
@@ -129,31 +233,57 @@ impl Shared {
             stop: AtomicBool::new(false),
             all_done: (Mutex::new(()), Condvar::new()),
             deadlock: Mutex::new(None),
+            census_epoch: AtomicU64::new(0),
+            census: (Mutex::new(CensusState::default()), Condvar::new()),
         }
     }
 
-    fn shard(&self, id: u64) -> &Mutex<TaskMap> {
-        &self.tasks[(id as usize) % REGISTRY_SHARDS]
+    /// Green threads spawned and not finished. Never undercounts: it reads
+    /// every `finished` counter before any `spawned` one, and a task's spawn
+    /// happens before its finish.
+    pub(crate) fn live(&self) -> u64 {
+        let finished: u64 = self
+            .workers
+            .iter()
+            .map(|w| w.stats.finished.load(Acquire))
+            .sum();
+        let spawned: u64 = self
+            .workers
+            .iter()
+            .map(|w| w.stats.spawned.load(Acquire))
+            .sum::<u64>()
+            + self.foreign_spawned.load(Acquire);
+        spawned.saturating_sub(finished)
+    }
+
+    /// Green threads parked now, and of those how many with a deadline.
+    /// A snapshot of counters written concurrently: exact only while nothing
+    /// runs (the deadlock check re-reads it across checks).
+    pub(crate) fn parked(&self) -> (u64, u64) {
+        let mut parked = 0u64;
+        let mut timed = 0u64;
+        for w in &self.workers {
+            let s = &w.stats;
+            let unparks = s.unparks.load(Acquire);
+            let timed_unparks = s.timed_unparks.load(Acquire);
+            parked += s.parks.load(Acquire).saturating_sub(unparks);
+            timed += s.timed_parks.load(Acquire).saturating_sub(timed_unparks);
+        }
+        (parked, timed)
     }
 
     /// Records a new live task and queues it to run.
-    pub(crate) fn submit(self: &Arc<Self>, task: Arc<Task>) {
-        self.live.fetch_add(1, SeqCst);
-        self.shard(task.id)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(task.id, task.clone());
-        if self.shutting_down.load(SeqCst) {
-            task.killed.store(true, SeqCst);
-        }
+    pub(crate) fn submit(self: &Arc<Self>, task: TaskRef) {
         match local_ctx() {
             Some(ctx) if Arc::ptr_eq(&ctx.shared, self) => {
+                bump(&self.workers[ctx.index].stats.spawned);
                 ctx.new.push(task);
                 if ctx.new.len() > 1 {
                     self.wake_one_sleeper(Some(ctx.index));
                 }
             }
             _ => {
+                self.foreign_spawned.fetch_add(1, SeqCst);
                 self.injector.push(task);
                 self.wake_one_sleeper(None);
             }
@@ -164,25 +294,23 @@ impl Shared {
     /// steal work.
     fn wake_one_sleeper(&self, except: Option<usize>) {
         for (i, w) in self.workers.iter().enumerate() {
-            if Some(i) != except && w.sleeping.swap(false, SeqCst) {
+            // Load first: the swap writes a line other threads read.
+            if Some(i) != except && w.sleeping.load(SeqCst) && w.sleeping.swap(false, SeqCst) {
                 let _ = w.waker.wake();
                 return;
             }
         }
     }
 
+    /// Wakes every worker from its poll, and its OS thread if a task blocks
+    /// it (see `park_os`).
     pub(crate) fn wake_all(&self) {
         for w in &self.workers {
             w.sleeping.store(false, SeqCst);
             let _ = w.waker.wake();
-        }
-    }
-
-    /// Called by whoever moved a task PARKED → SCHEDULED.
-    pub(crate) fn note_unparked(&self, task: &Task) {
-        self.parked.fetch_sub(1, SeqCst);
-        if task.timed.load(Relaxed) {
-            self.timed.fetch_sub(1, SeqCst);
+            if let Some(t) = w.thread.get() {
+                t.unpark();
+            }
         }
     }
 
@@ -192,65 +320,61 @@ impl Shared {
         }
     }
 
-    /// A task finished: forget it, and tell the runtime when none are left.
-    fn retire(&self, task: &Task) {
-        self.shard(task.id)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&task.id);
-        if self.live.fetch_sub(1, SeqCst) == 1 {
-            let _g = self.all_done.0.lock().unwrap_or_else(|e| e.into_inner());
-            self.all_done.1.notify_all();
+    /// Asks every worker for its green threads and waits (at most `timeout`)
+    /// for all answers. None if a worker did not answer in time (it is busy
+    /// running a green thread).
+    pub(crate) fn census(&self, timeout: Duration) -> Option<Vec<CensusEntry>> {
+        let (lock, cv) = &self.census;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        st.epoch += 1;
+        st.answered = 0;
+        st.tasks.clear();
+        self.census_epoch.store(st.epoch, SeqCst);
+        self.wake_all();
+        let deadline = Instant::now() + timeout;
+        while st.answered < self.workers.len() {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            st = cv
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
+        let mut tasks = std::mem::take(&mut st.tasks);
+        tasks.sort_by_key(|e| e.task.id);
+        Some(tasks)
     }
 
-    /// All live tasks (for kill-all and reports).
-    pub(crate) fn all_tasks(&self) -> Vec<Arc<Task>> {
-        let mut v = Vec::new();
-        for s in &self.tasks {
-            v.extend(
-                s.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .cloned(),
-            );
-        }
-        v.sort_by_key(|t| t.id);
-        v
-    }
-
-    pub(crate) fn task_by_id(&self, id: u64) -> Option<Arc<Task>> {
-        self.shard(id)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
-    }
-
-    /// Blocks the calling OS thread until no task is live. Killed green
-    /// threads that do not reach a blocking point (a CPU loop) keep it
-    /// waiting: every 5 s it logs which ones.
+    /// Blocks the calling OS thread until no task is live (during shutdown:
+    /// workers signal `all_done` as tasks finish). Killed green threads that
+    /// do not reach a blocking point (a CPU loop) keep it waiting: every 5 s
+    /// it logs which ones run.
     pub(crate) fn wait_all_done(&self) {
         let start = Instant::now();
         let mut next_report = Duration::from_secs(5);
         let mut g = self.all_done.0.lock().unwrap_or_else(|e| e.into_inner());
-        while self.live.load(SeqCst) != 0 {
+        while self.live() != 0 {
             g = self
                 .all_done
                 .1
-                .wait_timeout(g, Duration::from_millis(100))
+                .wait_timeout(g, Duration::from_millis(20))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
             if start.elapsed() >= next_report {
                 next_report += Duration::from_secs(5);
                 let names: Vec<String> = self
-                    .all_tasks()
+                    .workers
                     .iter()
-                    .map(|t| format!("'{}'", t.display_name()))
+                    .filter_map(|w| w.running_name())
+                    .map(|(_, n)| format!("'{n}'"))
                     .collect();
                 log::warn!(
-                    "greenhouse: runtime shutdown has waited {} s for killed green threads that                      have not reached a blocking point: {}",
+                    "greenhouse: runtime shutdown has waited {} s for {} killed green threads; \
+                     running without reaching a blocking point: {}",
                     start.elapsed().as_secs(),
+                    self.live(),
                     names.join(", ")
                 );
             }
@@ -258,13 +382,85 @@ impl Shared {
     }
 }
 
+/// The green threads a worker has started and not yet finished (owner only).
+#[derive(Default)]
+struct Registry {
+    slots: Vec<Option<TaskRef>>,
+    free: Vec<usize>,
+}
+
+impl Registry {
+    fn insert(&mut self, task: TaskRef) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(task);
+                i
+            }
+            None => {
+                self.slots.push(Some(task));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<TaskRef> {
+        let t = self.slots.get_mut(slot)?.take();
+        if t.is_some() {
+            self.free.push(slot);
+        }
+        t
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &TaskRef> {
+        self.slots.iter().flatten()
+    }
+}
+
+/// The FIFO of started tasks ready to run on this worker (owner only).
+///
+/// An `UnsafeCell` rather than a `RefCell`: it is on every switch. Each
+/// method holds its `&mut` only for the queue operation itself, which runs no
+/// other code (tasks are moved in and out, never dropped inside), so no two
+/// borrows overlap.
+#[derive(Default)]
+struct RunQueue(UnsafeCell<VecDeque<TaskRef>>);
+
+impl RunQueue {
+    #[inline]
+    fn push(&self, t: TaskRef) {
+        // SAFETY: see the type's docs.
+        unsafe { &mut *self.0.get() }.push_back(t);
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<TaskRef> {
+        // SAFETY: see the type's docs.
+        unsafe { &mut *self.0.get() }.pop_front()
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        // SAFETY: see the type's docs.
+        unsafe { &*self.0.get() }.is_empty()
+    }
+
+    /// Empties the queue; the caller drops the tasks.
+    fn take_all(&self) -> VecDeque<TaskRef> {
+        // SAFETY: see the type's docs.
+        std::mem::take(unsafe { &mut *self.0.get() })
+    }
+}
+
 /// The worker's own state, reachable from its thread through `WORKER`.
 pub(crate) struct WorkerCtx {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) new: Deque<Arc<Task>>,
-    pub(crate) ready: RefCell<VecDeque<Arc<Task>>>,
-    pub(crate) timers: RefCell<Timers>,
+    pub(crate) new: Deque<TaskRef>,
+    ready: RunQueue,
+    timers: RefCell<Wheel>,
+    registry: RefCell<Registry>,
+    /// Finished tasks kept alive until no thread reads `running_name`.
+    limbo: RefCell<Vec<TaskRef>>,
 }
 
 thread_local! {
@@ -340,6 +536,7 @@ pub(crate) fn mark_runtime_thread() {
     RUNTIME_THREAD.with(|r| r.set(true));
 }
 
+#[inline]
 pub(crate) fn local_ctx() -> Option<&'static WorkerCtx> {
     let p = WORKER.with(|w| w.get());
     // SAFETY: WORKER is set by `run_worker` to a WorkerCtx that lives on that
@@ -349,62 +546,68 @@ pub(crate) fn local_ctx() -> Option<&'static WorkerCtx> {
 }
 
 /// Queues a task that was just moved to SCHEDULED on its owner worker.
-pub(crate) fn schedule(task: Arc<Task>) {
+pub(crate) fn schedule(task: TaskRef) {
     let owner = task.owner.load(Acquire);
     if let Some(ctx) = local_ctx() {
         if ctx.index == owner && Arc::ptr_eq(&ctx.shared, &task.shared) {
-            ctx.ready.borrow_mut().push_back(task);
+            ctx.ready.push(task);
             return;
         }
     }
     let shared = task.shared.clone();
     let w = &shared.workers[owner];
     w.inbox.push(task);
-    if w.sleeping.swap(false, SeqCst) {
+    if w.sleeping.load(SeqCst) && w.sleeping.swap(false, SeqCst) {
         let _ = w.waker.wake();
     }
 }
 
 /// The worker loop. Runs until the runtime stops.
-pub(crate) fn run_worker(
-    index: usize,
-    shared: Arc<Shared>,
-    new: Deque<Arc<Task>>,
-    poll: mio::Poll,
-) {
+pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>, poll: mio::Poll) {
     mark_runtime_thread();
     let ctx = WorkerCtx {
         index,
         shared: shared.clone(),
         new,
-        ready: RefCell::new(VecDeque::new()),
-        timers: RefCell::new(Timers::default()),
+        ready: RunQueue::default(),
+        timers: RefCell::new(Wheel::new(Instant::now())),
+        registry: RefCell::new(Registry::default()),
+        limbo: RefCell::new(Vec::new()),
     };
     WORKER.with(|w| w.set(&ctx as *const WorkerCtx));
     let mut worker = Worker {
         ctx: &ctx,
+        me: &shared.workers[index],
         poll,
         events: mio::Events::with_capacity(1024),
+        due: Vec::new(),
         tick: 0,
         new_streak: 0,
+        swept: false,
+        census_seen: 0,
     };
     worker.run();
+    // Whatever is still queued is dropped here, on this thread.
+    drop(worker);
     WORKER.with(|w| w.set(std::ptr::null()));
 }
 
 struct Worker<'a> {
     ctx: &'a WorkerCtx,
+    me: &'a WorkerShared,
     poll: mio::Poll,
     events: mio::Events,
+    /// Scratch for timers that fire.
+    due: Vec<Entry>,
     tick: u32,
     new_streak: u32,
+    /// Killed every registered task after shutdown began.
+    swept: bool,
+    /// Last census this worker answered.
+    census_seen: u64,
 }
 
 impl Worker<'_> {
-    fn me(&self) -> &WorkerShared {
-        &self.ctx.shared.workers[self.ctx.index]
-    }
-
     fn run(&mut self) {
         loop {
             if let Some(task) = self.next_task() {
@@ -428,30 +631,29 @@ impl Worker<'_> {
     /// New tasks first (so a spawner's children start in spawn order,
     /// interleaved with tasks that yield — gevent's FIFO), but never more than
     /// NEW_STREAK in a row while started tasks wait.
-    fn next_task(&mut self) -> Option<Arc<Task>> {
-        let ready_waiting = !self.ctx.ready.borrow().is_empty();
-        if !ready_waiting || self.new_streak < NEW_STREAK {
+    #[inline]
+    fn next_task(&mut self) -> Option<TaskRef> {
+        let ready_waiting = !self.ctx.ready.is_empty();
+        if (!ready_waiting || self.new_streak < NEW_STREAK) && !self.ctx.new.is_empty() {
             if let Some(t) = self.ctx.new.pop() {
                 self.new_streak += 1;
                 return Some(t);
             }
         }
         self.new_streak = 0;
-        let t = self.ctx.ready.borrow_mut().pop_front();
-        if t.is_some() {
-            return t;
+        if ready_waiting {
+            return self.ctx.ready.pop();
         }
         self.drain_inbox();
-        let t = self.ctx.ready.borrow_mut().pop_front();
-        t
+        self.ctx.ready.pop()
     }
 
     fn drain_inbox(&self) -> bool {
         let mut got = false;
         loop {
-            match self.me().inbox.steal() {
+            match self.me.inbox.steal() {
                 Steal::Success(t) => {
-                    self.ctx.ready.borrow_mut().push_back(t);
+                    self.ctx.ready.push(t);
                     got = true;
                 }
                 Steal::Retry => continue,
@@ -498,35 +700,127 @@ impl Worker<'_> {
         false
     }
 
-    /// Fires due timers and polls sockets (waiting at most `timeout`).
-    /// Returns true if anything became ready.
+    /// Fires due timers, polls sockets (waiting at most `timeout`), answers
+    /// requests from other threads. Returns true if anything became ready.
     fn maintenance(&mut self, timeout: Option<Duration>) -> bool {
         let mut woke = self.drain_inbox();
         self.poll_io(timeout);
-        let fired = {
-            let timers_empty = self.ctx.timers.borrow().is_empty();
-            if timers_empty {
-                0
-            } else {
-                // Take the heap out so unpark → schedule can borrow `ready`
-                // while timers fire (it never touches `timers`).
-                let mut timers = std::mem::take(&mut *self.ctx.timers.borrow_mut());
-                let n = timers.fire(Instant::now());
-                let mut slot = self.ctx.timers.borrow_mut();
-                let added = std::mem::replace(&mut *slot, timers);
-                debug_assert!(added.is_empty(), "timers armed while firing");
-                n
-            }
-        };
-        woke |= fired > 0;
+        woke |= self.fire_timers();
         woke |= self.drain_inbox();
-        woke || !self.ctx.ready.borrow().is_empty()
+        self.release_limbo();
+        let shared = &self.ctx.shared;
+        if !self.swept && shared.shutting_down.load(SeqCst) {
+            self.swept = true;
+            // Shutdown: kill every green thread this worker started. (Ones
+            // not started yet never will be: see `run_task`.)
+            for t in self.ctx.registry.borrow().iter() {
+                t.kill();
+            }
+            woke = true;
+        }
+        let epoch = shared.census_epoch.load(SeqCst);
+        if epoch != self.census_seen {
+            self.census_seen = epoch;
+            self.answer_census(epoch);
+        }
+        woke || !self.ctx.ready.is_empty()
+    }
+
+    fn answer_census(&self, epoch: u64) {
+        let (lock, cv) = &self.ctx.shared.census;
+        let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if st.epoch != epoch {
+            return;
+        }
+        for t in self.ctx.registry.borrow().iter() {
+            // SAFETY: owner worker, and no task runs now (we are in the
+            // worker loop): `local` is ours.
+            let timed = unsafe { t.local_mut() }.park_deadline.is_some();
+            st.tasks.push(CensusEntry {
+                task: t.clone(),
+                timed,
+            });
+        }
+        st.answered += 1;
+        cv.notify_all();
+    }
+
+    /// Frees finished tasks once no other thread may be reading the name of
+    /// one of them (see `WorkerShared::running_name`).
+    fn release_limbo(&self) {
+        if self.ctx.limbo.borrow().is_empty() {
+            return;
+        }
+        fence(SeqCst);
+        if self.me.readers.load(SeqCst) == 0 {
+            self.ctx.limbo.borrow_mut().clear();
+        }
+    }
+
+    /// Unparks the tasks whose timers are due. Returns true if any woke.
+    fn fire_timers(&mut self) -> bool {
+        let mut timers = self.ctx.timers.borrow_mut();
+        if timers.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        timers.take_due(now, &mut self.due);
+        let mut woke = false;
+        for e in self.due.drain(..) {
+            let task = &e.task;
+            // SAFETY: timers are armed and fired only by the task's owner
+            // worker, here in its loop, where no task runs: `local` is ours.
+            let local = unsafe { task.local_mut() };
+            if local.timer_seq != e.seq || task.is_done() {
+                continue; // stale: the task armed a newer entry, or ended
+            }
+            local.timer_armed = None;
+            if task.state.load(Acquire) != PARKED {
+                continue;
+            }
+            match local.park_deadline {
+                Some(d) if d <= now => {
+                    task.unpark();
+                    woke = true;
+                }
+                Some(d) => {
+                    // Parked again, longer: this entry becomes that park's.
+                    local.timer_armed = Some(d);
+                    timers.insert(d, e.task, e.seq);
+                }
+                None => {}
+            }
+        }
+        woke
+    }
+
+    /// Makes sure a timer wakes `task` (parked until `deadline`) in time.
+    fn arm_timer(&self, task: &TaskRef, deadline: Instant) {
+        // SAFETY: owner worker, task suspended.
+        let local = unsafe { task.local_mut() };
+        if let Some(armed) = local.timer_armed {
+            if armed <= deadline {
+                // The pending entry fires first, then re-arms for `deadline`.
+                return;
+            }
+        }
+        let mut timers = self.ctx.timers.borrow_mut();
+        if local.timer_armed.is_some() {
+            timers.stale += 1;
+        }
+        local.timer_seq = local.timer_seq.wrapping_add(1);
+        local.timer_armed = Some(deadline);
+        timers.insert(deadline, task.clone(), local.timer_seq);
+        if timers.stale >= TIMER_COMPACT_AT && timers.stale * 2 >= timers.len() {
+            // SAFETY: as above; every entry's task is this worker's and none
+            // runs now.
+            timers.compact(|e| unsafe { e.task.local_mut() }.timer_seq == e.seq);
+        }
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>) {
         // Nothing registered and not meant to block: skip the system call.
-        if timeout == Some(Duration::ZERO) && self.ctx.shared.workers[self.ctx.index].io.is_empty()
-        {
+        if timeout == Some(Duration::ZERO) && self.me.io.is_empty() {
             return;
         }
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
@@ -535,22 +829,27 @@ impl Worker<'_> {
             }
             return;
         }
-        let me = &self.ctx.shared.workers[self.ctx.index];
         for ev in self.events.iter() {
             if ev.token() == WAKE_TOKEN {
                 continue;
             }
-            me.io.dispatch(ev);
+            self.me.io.dispatch(ev);
         }
     }
 
     /// Blocks in the poll until a wake-up, a socket event or the next timer.
     fn sleep(&mut self) {
-        let me = self.me();
+        let me = self.me;
         me.sleeping.store(true, SeqCst);
         let shared = &self.ctx.shared;
-        if !me.inbox.is_empty() || !shared.injector.is_empty() || shared.stop.load(SeqCst) {
+        if !me.inbox.is_empty()
+            || !shared.injector.is_empty()
+            || shared.stop.load(SeqCst)
+            || (shared.shutting_down.load(SeqCst) && !self.swept)
+            || shared.census_epoch.load(SeqCst) != self.census_seen
+        {
             me.sleeping.store(false, SeqCst);
+            self.maintenance(Some(Duration::ZERO));
             return;
         }
         let mut timeout = self
@@ -560,48 +859,53 @@ impl Worker<'_> {
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
         // Stacks pooled during a burst are released once the worker has been
-        // idle for a while (see stack::trim_pool).
+        // idle for a while (see stack::trim_pool); so are finished tasks kept
+        // for a reader.
         let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE;
-        if trim {
+        if trim || !self.ctx.limbo.borrow().is_empty() {
             timeout = Some(timeout.map_or(IDLE_TRIM_AFTER, |t| t.min(IDLE_TRIM_AFTER)));
         }
         let slept = Instant::now();
         self.poll_io(timeout);
-        self.me().sleeping.store(false, SeqCst);
+        me.sleeping.store(false, SeqCst);
         let woke = self.maintenance(Some(Duration::ZERO));
         if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
             crate::stack::trim_pool();
         }
     }
 
-    fn run_task(&mut self, task: Arc<Task>) {
+    fn run_task(&mut self, task: TaskRef) {
         let ctx = self.ctx;
-        let shared = &ctx.shared;
-        if task.state.load(Acquire) == NEW {
-            task.owner.store(ctx.index, Release);
-            if task.killed.load(SeqCst) {
-                // Killed before it started: it never runs.
-                // SAFETY: an unstarted task popped from a queue is held by
-                // this thread alone (task.rs invariants).
-                let co = unsafe { task.body_mut().co.take() };
-                drop(co);
-                self.finish(&task);
+        let stats = &self.me.stats;
+        // SAFETY (for every `co_mut`/`local_mut` below): the worker holds the
+        // task out of any queue. Before it starts, this thread holds it
+        // alone; afterwards this is its owner worker. The task is not
+        // running, and no reference into `co`/`local` is held across the
+        // resume except the coroutine itself, which the task never touches.
+        if task.state.load(Relaxed) == NEW {
+            if !self.start(&task) {
                 return;
             }
+        } else {
+            let local = unsafe { task.local_mut() };
+            if local.parked {
+                local.parked = false;
+                bump(&stats.unparks);
+                if local.park_deadline.is_some() {
+                    bump(&stats.timed_unparks);
+                }
+            }
         }
-        task.state.store(RUNNING, Release);
-        // SAFETY: the worker owns the task now (it popped it from its queue)
-        // and the task is not running; the coroutine is taken out so the task
-        // can use `body` while it runs.
-        let mut co = match unsafe { task.body_mut().co.take() } {
-            Some(co) => co,
-            None => return,
+        task.state.store(RUNNING, Relaxed);
+        let Co::Started(co) = (unsafe { task.co_mut() }) else {
+            unreachable!("a started task has a coroutine");
         };
-        let me = &shared.workers[ctx.index];
-        me.switches.store(me.switches.load(Relaxed) + 1, Relaxed);
-        me.running.store(task.id, Relaxed);
-        // SAFETY: owner worker, task not running (as above).
-        let greenlets = std::mem::take(unsafe { &mut task.body_mut().greenlets });
+        bump(&stats.switches);
+        stats.running.store(task.id, Relaxed);
+        stats
+            .running_name
+            .store(&task.name as *const _ as *mut _, Relaxed);
+        let greenlets = std::mem::take(unsafe { &mut task.local_mut().greenlets });
         let outer = crate::greenlet::swap_thread_state(greenlets);
         let result = {
             let _enter = EnterTask::new(&task);
@@ -610,42 +914,93 @@ impl Worker<'_> {
             co.resume(())
         };
         let greenlets = crate::greenlet::swap_thread_state(outer);
-        // SAFETY: the task has suspended or finished; the worker owns it.
-        unsafe { task.body_mut().greenlets = greenlets };
-        me.running.store(0, Relaxed);
+        unsafe { task.local_mut().greenlets = greenlets };
+        stats.running_name.store(std::ptr::null_mut(), Release);
+        stats.running.store(0, Relaxed);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
-                // SAFETY: owner worker, task suspended.
-                unsafe { task.body_mut().co = Some(co) };
-                task.state.store(SCHEDULED, Release);
-                ctx.ready.borrow_mut().push_back(task);
+                task.state.store(SCHEDULED, Relaxed);
+                ctx.ready.push(task);
             }
             CoroutineResult::Yield(Suspend::Park(deadline)) => {
-                // SAFETY: owner worker, task suspended.
-                unsafe { task.body_mut().co = Some(co) };
-                let gen = task.park_gen.fetch_add(1, AcqRel) + 1;
+                let local = unsafe { task.local_mut() };
+                local.parked = true;
+                local.park_deadline = deadline;
+                bump(&stats.parks);
                 if let Some(d) = deadline {
-                    ctx.timers.borrow_mut().insert(d, task.clone(), gen);
-                    shared.timed.fetch_add(1, SeqCst);
+                    bump(&stats.timed_parks);
+                    self.arm_timer(&task, d);
                 }
-                shared.parked.fetch_add(1, SeqCst);
                 if after_suspend_park(&task) {
-                    shared.note_unparked(&task);
-                    task.state.store(SCHEDULED, Release);
-                    ctx.ready.borrow_mut().push_back(task);
+                    ctx.ready.push(task);
                 }
             }
             CoroutineResult::Return(()) => {
-                crate::stack::give(co.into_stack());
-                self.finish(&task);
+                let co = std::mem::replace(unsafe { task.co_mut() }, Co::Finished);
+                if let Co::Started(co) = co {
+                    crate::stack::give(co.into_stack());
+                }
+                self.finish(task);
             }
         }
     }
 
-    fn finish(&self, task: &Arc<Task>) {
+    /// Turns a NEW task into a started one owned by this worker: builds its
+    /// coroutine and registers it. A task killed before it started (or
+    /// caught by shutdown) never runs: returns false after finishing it.
+    #[inline]
+    fn start(&mut self, task: &TaskRef) -> bool {
+        task.owner.store(self.ctx.index, Release);
+        let co = unsafe { task.co_mut() };
+        let Co::Unstarted(_) = co else {
+            unreachable!("a NEW task holds its stack");
+        };
+        let Co::Unstarted(stack) = std::mem::replace(co, Co::Finished) else {
+            unreachable!()
+        };
+        if task.killed.load(SeqCst) || self.ctx.shared.shutting_down.load(SeqCst) {
+            // SAFETY: unstarted, held by this thread alone.
+            unsafe { task.discard_body() };
+            crate::stack::give(stack);
+            self.finish(task.clone());
+            return false;
+        }
+        // SAFETY: as above; started exactly once.
+        *co = Co::Started(unsafe { task.start_body(stack) });
+        let slot = self.ctx.registry.borrow_mut().insert(task.clone());
+        unsafe { task.local_mut() }.slot = slot;
+        true
+    }
+
+    fn finish(&self, task: TaskRef) {
         debug_assert_ne!(task.state.load(Relaxed), DONE);
         debug_assert_ne!(task.state.load(Relaxed), PARKED);
         task.finish();
-        self.ctx.shared.retire(task);
+        let slot = unsafe { task.local_mut() }.slot;
+        if let Some(t) = self.ctx.registry.borrow_mut().remove(slot) {
+            let mut limbo = self.ctx.limbo.borrow_mut();
+            limbo.push(t);
+            let full = limbo.len() >= LIMBO_BATCH;
+            drop(limbo);
+            if full {
+                self.release_limbo();
+            }
+        }
+        drop(task);
+        bump(&self.me.stats.finished);
+        let shared = &self.ctx.shared;
+        if shared.shutting_down.load(Relaxed) {
+            let _g = shared.all_done.0.lock().unwrap_or_else(|e| e.into_inner());
+            shared.all_done.1.notify_all();
+        }
+    }
+}
+
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        // Runs after the loop stopped: no task is alive any more (shutdown
+        // waited for all of them), so this only frees leftovers.
+        self.ctx.limbo.borrow_mut().clear();
+        drop(self.ctx.ready.take_all());
     }
 }
