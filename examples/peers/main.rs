@@ -18,7 +18,8 @@
 //!
 //! The load for (5) and (6) comes from one closed-loop generator in this
 //! process (`loadgen.rs`, mio on OS threads), the same for every server.
-//! With one worker the server is pinned to CPU 0 and the generator to CPU 1.
+//! It runs as many OS threads as the server has workers; `--pin` pins a
+//! one-worker server to CPU 0 and the generator to CPU 1.
 //! Results go to `--out` (default `target/peers/`): `results.md`, `raw.tsv`,
 //! `peers.svg`, `scale.svg`.
 //!
@@ -133,9 +134,11 @@ pub struct Opts {
     /// Timed batches per measurement in workloads 1–3.
     #[arg(long, default_value_t = 9)]
     pub batches: usize,
-    /// Do not pin one-worker servers and the load generator to CPUs.
+    /// Pin one-worker servers to CPU 0 and the load generator to CPU 1 (off
+    /// by default: on a shared machine a pinned process cannot move off a
+    /// core another job took, which puts that job's time slices into p99).
     #[arg(long)]
-    pub no_pin: bool,
+    pub pin: bool,
     /// Nice value for the harness and its children (negative needs root): on a
     /// shared machine it keeps other jobs from preempting the measured processes.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]

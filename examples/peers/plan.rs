@@ -147,7 +147,7 @@ pub fn cases(o: &Opts) -> (Vec<Case>, Vec<String>) {
         .copied()
         .filter(|&c| c != Contender::Std)
         .collect();
-    let pin_ok = !o.no_pin && osutil::cpus() >= 2;
+    let pin_ok = o.pin && osutil::cpus() >= 2;
     let base = |title: String, job: Job, workers: usize| Case {
         section: Section::Workloads,
         title,
@@ -268,7 +268,7 @@ pub fn cases(o: &Opts) -> (Vec<Case>, Vec<String>) {
                             c.rows.extend([
                                 row(
                                     "idle_total_per_conn",
-                                    "memory per idle connection (RSS + kernel stacks and page tables)",
+                                    "memory per idle conn, RSS + kernel",
                                     Bytes,
                                     Lower,
                                 )
@@ -276,7 +276,7 @@ pub fn cases(o: &Opts) -> (Vec<Case>, Vec<String>) {
                                 .charted(),
                                 row(
                                     "idle_rss_per_conn",
-                                    "RSS per idle connection",
+                                    "memory per idle conn, RSS only",
                                     Bytes,
                                     Lower,
                                 )
