@@ -739,14 +739,21 @@ pub fn wait<T>(
 /// # Example
 ///
 /// ```
-/// use std::time::Duration;
+/// use greenhouse::{channel, thread};
 /// greenhouse::run(|| {
-///     let hs: Vec<_> = [40u64, 10, 20].into_iter()
-///         .map(|ms| greenhouse::thread::spawn(move || {
-///             greenhouse::thread::sleep(Duration::from_millis(ms)); ms }))
-///         .collect();
-///     let order: Vec<u64> = greenhouse::thread::as_completed(hs).map(Result::unwrap).collect();
-///     assert_eq!(order, [10, 20, 40]);
+///     // Three green threads, each finishing when its gate opens.
+///     let (gates, hs): (Vec<_>, Vec<_>) = (0..3)
+///         .map(|i| {
+///             let (open, gate) = channel::bounded::<()>(1);
+///             (open, thread::spawn(move || { gate.recv().unwrap(); i }))
+///         })
+///         .unzip();
+///     let mut done = thread::as_completed(hs);
+///     for i in [2, 0, 1] {
+///         gates[i].send(()).unwrap();
+///         assert_eq!(done.next().unwrap().unwrap(), i);
+///     }
+///     assert!(done.next().is_none());
 /// });
 /// ```
 pub fn as_completed<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> AsCompleted<T> {
