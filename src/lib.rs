@@ -32,6 +32,9 @@
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
 //!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
+//! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
+//!   std and third-party blocking code yields inside green threads.
+//! - [`server`]: gevent's `StreamServer`, a green thread per connection.
 //! - [`sync`]: locks, condition variables, semaphores, events, results;
 //!   [`channel`]: MPMC channels and select; [`queue`]: gevent's queues.
 //! - [`pool`]: gevent's `Pool` and `Group`.
@@ -43,10 +46,13 @@ pub mod fs;
 pub mod generator;
 pub mod greenlet;
 pub mod io;
+#[cfg(all(feature = "monkey", target_os = "linux"))]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod queue;
 pub mod runtime;
+pub mod server;
 pub mod stack;
 pub mod sync;
 pub(crate) mod sys;

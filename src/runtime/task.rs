@@ -38,7 +38,7 @@ use corosensei::{Coroutine, Yielder};
 
 use super::park::Unparker;
 use super::worker::Shared;
-use crate::stack::{Stack, StackInfo};
+use crate::stack::{Stack, StackRecord};
 
 pub(crate) const NEW: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;
@@ -235,6 +235,34 @@ impl TaskRef {
     }
 }
 
+/// A started task named without counting a reference (for run queues and
+/// inboxes, which every switch touches). Sound because its owner worker's
+/// registry holds a counted reference until the task finishes, and a task
+/// sitting in a queue cannot finish: only its owner runs it, from that queue.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskPtr(NonNull<Task>);
+
+// SAFETY: a TaskPtr only names a Task (Send + Sync); see the type's docs for
+// why the task outlives it.
+unsafe impl Send for TaskPtr {}
+
+impl TaskPtr {
+    #[inline(always)]
+    pub(crate) fn of(t: &Task) -> TaskPtr {
+        TaskPtr(NonNull::from(t))
+    }
+
+    /// The task.
+    ///
+    /// # Safety
+    /// The task has started and not finished (the type's invariant: true for
+    /// every TaskPtr taken out of a run queue or inbox).
+    #[inline(always)]
+    pub(crate) unsafe fn task<'a>(self) -> &'a Task {
+        self.0.as_ref()
+    }
+}
+
 impl std::ops::Deref for TaskRef {
     type Target = Task;
     #[inline(always)]
@@ -266,10 +294,11 @@ impl Drop for TaskRef {
     }
 }
 
-/// The coroutine of a task, or its stack before the first run.
+/// The coroutine of a task (with the overflow record its worker installs on
+/// every resume), or its stack before the first run.
 pub(crate) enum Co {
     Unstarted(Stack),
-    Started(GreenCoroutine),
+    Started(GreenCoroutine, StackRecord),
     Finished,
 }
 
@@ -314,7 +343,6 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     co: UnsafeCell<Co>,
     local: UnsafeCell<TaskLocal>,
-    pub(crate) stack_info: StackInfo,
     pub(crate) name: Option<Box<str>>,
     pub(crate) shared: Arc<Shared>,
     /// Worker that first ran this task (usize::MAX before that).
@@ -346,7 +374,6 @@ impl Task {
         stack: Stack,
         vtable: &'static Vtable,
     ) -> Task {
-        let stack_info = stack.info();
         Task {
             refs: AtomicUsize::new(1),
             state: AtomicU8::new(NEW),
@@ -369,7 +396,6 @@ impl Task {
                 timer_seq: 0,
                 timer_armed: None,
             }),
-            stack_info,
             name,
             shared,
             owner: AtomicUsize::new(usize::MAX),
@@ -450,8 +476,7 @@ impl Task {
                 .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
                 .is_ok()
         {
-            // SAFETY: `self` is alive (the caller holds a reference).
-            super::worker::schedule(unsafe { TaskRef::from_header(self) });
+            super::worker::schedule(self);
         } else if self.os_blocked.load(SeqCst) {
             self.shared.unpark_os_thread(self.owner.load(Acquire));
         }

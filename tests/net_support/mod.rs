@@ -17,8 +17,10 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Spawns `f` as a green thread that runs on another worker (OS thread) than
 /// the caller's; the runtime must have at least two workers. New green
-/// threads are stealable, so candidates are spawned in batches until an idle
-/// worker has stolen one; the others return at once.
+/// threads are stealable, so candidates are spawned in batches until another
+/// worker has stolen one. A candidate that lands on the caller's worker
+/// blocks that OS thread for a millisecond (a std sleep, on purpose) so the
+/// other worker gets time to steal the rest, then returns.
 pub fn spawn_elsewhere<T, F>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -28,12 +30,14 @@ where
     let slot = Arc::new(Mutex::new(Some(f)));
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let mut candidates = Vec::new();
-    for _round in 0..1000 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < PATIENCE {
         for _ in 0..4 {
             let slot = slot.clone();
             let tx = tx.clone();
             candidates.push(thread::spawn(move || {
                 if std::thread::current().id() == here {
+                    std::thread::sleep(Duration::from_millis(1));
                     return None;
                 }
                 let f = slot.lock().unwrap().take()?;
