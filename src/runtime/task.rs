@@ -465,10 +465,16 @@ impl Task {
     /// park returns at once. Callable from any thread.
     pub(crate) fn unpark(&self) {
         self.notified.store(true, SeqCst);
-        if self
-            .state
-            .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
-            .is_ok()
+        // Load before the CAS: a task that is running or already scheduled
+        // (a sync waiter still spinning, the common same-worker case) costs
+        // no locked instruction. Still a Dekker pair with
+        // `after_suspend_park` (store PARKED, then load `notified`; all
+        // SeqCst): if this load misses PARKED, the parker sees `notified`.
+        if self.state.load(SeqCst) == PARKED
+            && self
+                .state
+                .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
+                .is_ok()
         {
             super::worker::schedule(self);
         } else if self.os_blocked.load(SeqCst) {
