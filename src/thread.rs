@@ -815,12 +815,23 @@ impl<T> Iterator for AsCompleted<T> {
 /// });
 /// ```
 pub fn sleep(dur: Duration) {
-    match Instant::now().checked_add(dur) {
-        Some(deadline) => sleep_until(deadline),
+    let now = Instant::now();
+    match now.checked_add(dur) {
+        Some(deadline) => sleep_between(now, deadline),
         None => loop {
             park_until(None, WaitReason::Sleep);
         },
     }
+}
+
+/// Sleeps until `deadline`, the clock having just read `now`.
+fn sleep_between(mut now: Instant, deadline: Instant) {
+    while now < deadline {
+        park::park_until_future(deadline, WaitReason::Sleep);
+        now = Instant::now();
+    }
+    // Even a zero sleep is a cancellation point.
+    park::check_cancel();
 }
 
 /// Sleeps until `deadline` (no-op if it has passed). A cancellation point.
@@ -836,11 +847,7 @@ pub fn sleep(dur: Duration) {
 /// });
 /// ```
 pub fn sleep_until(deadline: Instant) {
-    while Instant::now() < deadline {
-        park_until(Some(deadline), WaitReason::Sleep);
-    }
-    // Even a zero sleep is a cancellation point.
-    park::check_cancel();
+    sleep_between(Instant::now(), deadline)
 }
 
 /// Lets the other ready green threads of this worker run, then continues

@@ -47,6 +47,8 @@ const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// Stale timer entries are swept once there are this many and they are at
 /// least half of all entries.
 const TIMER_COMPACT_AT: usize = 4096;
+/// How many unstarted tasks a worker takes ahead of running them.
+const NEW_AHEAD: usize = 2;
 /// Finished tasks are freed in batches of this many (each batch costs a
 /// fence; see `release_limbo`).
 const LIMBO_BATCH: usize = 4;
@@ -417,6 +419,39 @@ impl Registry {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `addr`.
+#[inline(always)]
+fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the
+    // address (unmapped, guard page, null), and changes no program state.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+/// Prefetches `len` bytes from `addr` on.
+#[inline(always)]
+fn prefetch_range(addr: usize, len: usize) {
+    let mut a = addr & !63;
+    while a < addr + len {
+        prefetch(a);
+        a += 64;
+    }
+}
+
+/// Bytes of a task's header worth prefetching (its hot fields).
+const HEADER_PREFETCH: usize = 192;
+/// Bytes around a suspended task's stack pointer that its resume touches
+/// (saved registers below, the frames it returns through above).
+const STACK_BELOW_SP: usize = 128;
+const STACK_ABOVE_SP: usize = 512;
+/// Bytes below the top of a new task's stack that its first run writes.
+const NEW_STACK_PREFETCH: usize = 768;
+
 /// The FIFO of started tasks ready to run on this worker (owner only).
 ///
 /// An `UnsafeCell` rather than a `RefCell`: it is on every switch. Each
@@ -442,6 +477,13 @@ impl RunQueue {
     fn is_empty(&self) -> bool {
         // SAFETY: see the type's docs.
         unsafe { &*self.0.get() }.is_empty()
+    }
+
+    /// The task `i` places behind the head, if any.
+    #[inline]
+    fn peek(&self, i: usize) -> Option<TaskPtr> {
+        // SAFETY: see the type's docs.
+        unsafe { &*self.0.get() }.get(i).copied()
     }
 
     /// Empties the queue; the caller drops the tasks.
@@ -592,6 +634,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         poll,
         events: mio::Events::with_capacity(1024),
         due: Vec::new(),
+        new_ahead: VecDeque::with_capacity(NEW_AHEAD + 1),
         tick: 0,
         new_streak: 0,
         swept: false,
@@ -610,6 +653,9 @@ struct Worker<'a> {
     events: mio::Events,
     /// Scratch for timers that fire.
     due: Vec<Entry>,
+    /// The next few unstarted tasks, taken out of `new` so that their memory
+    /// can be prefetched before they run (see `next_task`).
+    new_ahead: VecDeque<TaskRef>,
     tick: u32,
     new_streak: u32,
     /// Killed every registered task after shutdown began.
@@ -650,10 +696,16 @@ impl Worker<'_> {
     /// interleaved with tasks that yield — gevent's FIFO), but never more than
     /// NEW_STREAK in a row while started tasks wait.
     #[inline]
+    ///
+    /// Running a green thread that has not run for a while starts with cache
+    /// misses on its header and stack (with 100,000 of them, nothing stays
+    /// cached), so while handing out one task this also prefetches the
+    /// stack of the one after it and the header of the one after that (whose
+    /// stack address is read from its header at the next step).
     fn next_task(&mut self) -> Option<Next> {
         let ready_waiting = !self.ctx.ready.is_empty();
-        if (!ready_waiting || self.new_streak < NEW_STREAK) && !self.ctx.new.is_empty() {
-            if let Some(t) = self.ctx.new.pop() {
+        if (!ready_waiting || self.new_streak < NEW_STREAK) && self.new_available() {
+            if let Some(t) = self.take_new() {
                 self.new_streak += 1;
                 return Some(Next::New(t));
             }
@@ -662,7 +714,49 @@ impl Worker<'_> {
         if !ready_waiting {
             self.drain_inbox();
         }
-        self.ctx.ready.pop().map(Next::Ready)
+        let p = self.ctx.ready.pop()?;
+        if let Some(next) = self.ctx.ready.peek(0) {
+            // SAFETY: a queued started task (TaskPtr's invariant); its
+            // `local` is the owner's (this thread's) while it does not run.
+            let local = unsafe { next.task().local_mut() };
+            let lo = local.sp_hint.saturating_sub(STACK_BELOW_SP);
+            let hi = (local.sp_hint + STACK_ABOVE_SP).min(local.stack_top);
+            prefetch_range(lo, hi.saturating_sub(lo));
+            if let Some(after) = self.ctx.ready.peek(1) {
+                // SAFETY: as above.
+                prefetch_range(
+                    unsafe { after.task() } as *const Task as usize,
+                    HEADER_PREFETCH,
+                );
+            }
+        }
+        Some(Next::Ready(p))
+    }
+
+    #[inline]
+    fn new_available(&self) -> bool {
+        !self.new_ahead.is_empty() || !self.ctx.new.is_empty()
+    }
+
+    /// The next unstarted task, keeping NEW_AHEAD more taken out of `new`
+    /// with their memory prefetched.
+    #[inline]
+    fn take_new(&mut self) -> Option<TaskRef> {
+        while self.new_ahead.len() <= NEW_AHEAD {
+            let Some(t) = self.ctx.new.pop() else { break };
+            prefetch_range(&*t as *const Task as usize, HEADER_PREFETCH);
+            self.new_ahead.push_back(t);
+        }
+        let t = self.new_ahead.pop_front()?;
+        if let Some(next) = self.new_ahead.front() {
+            // SAFETY: an unstarted task this worker holds alone (in
+            // `new_ahead`); only reading where its stack is.
+            if let Co::Unstarted(stack) = unsafe { &*next.co_mut() } {
+                let top = corosensei::stack::Stack::base(stack).get();
+                prefetch_range(top - NEW_STACK_PREFETCH, NEW_STACK_PREFETCH);
+            }
+        }
+        Some(t)
     }
 
     fn drain_inbox(&self) -> bool {
@@ -880,10 +974,11 @@ impl Worker<'_> {
             .borrow()
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
-        // Stacks pooled during a burst are released once the worker has been
-        // idle for a while (see stack::trim_pool); so are finished tasks kept
-        // for a reader.
-        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE;
+        // Stacks and task records pooled during a burst are released once the
+        // worker has been idle for a while (stack::trim_pool, records::trim);
+        // so are finished tasks kept for a reader.
+        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE
+            || super::records::has_surplus();
         if trim || !self.ctx.limbo.borrow().is_empty() {
             timeout = Some(timeout.map_or(IDLE_TRIM_AFTER, |t| t.min(IDLE_TRIM_AFTER)));
         }
@@ -893,6 +988,7 @@ impl Worker<'_> {
         let woke = self.maintenance(Some(Duration::ZERO));
         if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
             crate::stack::trim_pool();
+            super::records::trim();
         }
     }
 
@@ -987,12 +1083,15 @@ impl Worker<'_> {
         // The overflow record names the task; its name lives in the task.
         let name = task.name.as_deref().unwrap_or("<unnamed>");
         let record = stack.info().record(name);
+        let top = corosensei::stack::Stack::base(&stack).get();
         // SAFETY: as above; started exactly once.
         *co = Co::Started(unsafe { task.start_body(stack) }, record);
         let p = TaskPtr::of(&task);
         let slot = self.ctx.registry.borrow_mut().insert(task);
         // SAFETY: as above; `p` is alive (the registry holds it).
-        unsafe { p.task().local_mut() }.slot = slot;
+        let local = unsafe { p.task().local_mut() };
+        local.slot = slot;
+        local.stack_top = top;
         Some(p)
     }
 
@@ -1032,6 +1131,7 @@ impl Drop for Worker<'_> {
         // Runs after the loop stopped: no task is alive any more (shutdown
         // waited for all of them), so this only frees leftovers.
         self.ctx.limbo.borrow_mut().clear();
+        self.new_ahead.clear();
         drop(self.ctx.ready.take_all());
     }
 }
