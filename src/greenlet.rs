@@ -584,7 +584,7 @@ impl Drop for Inner {
             ctx: self.ctx,
             state: Cell::new(State::Suspended),
             parent: RefCell::new(None),
-            coro: RefCell::new(None),
+            coro: RefCell::new(Some(coro)),
             yielder: Cell::new(self.yielder.get()),
             record: self.record,
             range: self.range,
@@ -596,27 +596,23 @@ impl Drop for Inner {
             dying: true,
         });
         // It is current in whichever context runs the drop, so that a switch
-        // from its destructors is refused there (`SwitchError::Dying`).
-        let ctx = context().ok();
-        let prev = ctx.as_ref().map(|c| c.current.replace(Rc::as_ptr(&ghost)));
-        ghost.state.set(State::Running);
-        let record = ghost.record.expect("not main");
-        loop {
-            let result = resume_on_stack(&mut coro, &record, Transfer::throw());
-            match result {
-                // A dying greenlet's switch unwinds again or fails; it never
-                // suspends, but if it somehow did, keep unwinding.
-                CoroutineResult::Yield(out) => {
-                    drop(out);
-                }
-                // Whatever it ended with (normally Exit) has nobody to go to.
-                CoroutineResult::Return(_) => break,
-            }
+        // from its destructors is refused there (`SwitchError::Dying`). (While
+        // the thread's locals are being destroyed there may be no context to
+        // borrow: a throwaway one does.)
+        let ctx = context().unwrap_or_else(|_| Context::new());
+        let (prev, main_state) = (ctx.current.get(), ctx.main.state.get());
+        // A dying greenlet's switch unwinds again or fails; it never
+        // suspends, but if it somehow did, keep unwinding. Whatever it ends
+        // with (normally Exit) has nobody to go to.
+        while let CoroutineResult::Yield(out) = resume_greenlet(&ctx, &ghost, Transfer::throw()) {
+            drop(out);
         }
+        ctx.current.set(prev);
+        ctx.main.state.set(main_state);
         ghost.state.set(State::Dead);
-        stack::give(coro.into_stack());
-        if let (Some(c), Some(prev)) = (ctx, prev) {
-            c.current.set(prev);
+        let coro = ghost.coro.borrow_mut().take();
+        if let Some(coro) = coro {
+            stack::give(coro.into_stack());
         }
     }
 }
@@ -1109,13 +1105,14 @@ fn on_own_stack(current: &Inner) -> bool {
 /// switch (thread, type, dying, stack) before putting a value in a slot, so
 /// a value handed here is always received.
 ///
-/// Inlined into `switch`, and `switch` is `#[inline]`, so that a child's
-/// suspend usually sits in the caller's own code. corosensei resumes a
+/// Inlined into `switch`, and `switch` is `#[inline(always)]` in optimised
+/// builds (a hint was not enough: the compiler declined it in the
+/// benchmark), so that a child's suspend sits in the caller's own code. corosensei resumes a
 /// coroutine with a `call` and suspends with the matching `ret`; when the
 /// suspend point is in a function of its own, resuming it is followed by an
 /// extra `ret` (out of that function) that the return-stack predictor never
 /// saw the `call` for, and it and the following returns on both stacks
-/// mispredict. The main greenlet's side, [`trampoline`], stays out of line:
+/// mispredict. The main greenlet's side, [`main_switch`], stays out of line:
 /// its calls and returns pair up.
 #[inline(always)]
 fn hand_over<T: 'static>(
@@ -1172,11 +1169,13 @@ fn counted(g: &Inner) -> Rc<Inner> {
     }
 }
 
-/// Resumes `target` (a live, non-main greenlet of `ctx`, whose main
-/// greenlet is running) with `transfer` until it suspends or returns, with
-/// `current` and both states kept right.
-#[inline(always)]
-fn resume(
+/// Resumes `target` (a live, non-main greenlet, current from now on) with
+/// `transfer` until it suspends or returns, with its stack recorded as the
+/// running one; `current` is `ctx`'s main greenlet again afterwards. The
+/// only caller of corosensei's `resume` for greenlets, so the compiler
+/// inlines that here, and not generic, so there is one copy.
+#[inline(never)]
+fn resume_greenlet(
     ctx: &Context,
     target: &Inner,
     transfer: Transfer,
@@ -1190,24 +1189,12 @@ fn resume(
         let coro = coro
             .as_mut()
             .expect("greenhouse: a live greenlet has a coroutine");
-        resume_on_stack(coro, target.record.as_ref().expect("not main"), transfer)
+        let _on = OnRecord::enter(target.record.as_ref().expect("not main"));
+        coro.resume(transfer)
     };
     ctx.current.set(main);
     main.state.set(State::Running);
     result
-}
-
-/// Resumes a greenlet's coroutine with its stack recorded as the running
-/// one. The only caller of corosensei's `resume` for greenlets: with one
-/// call site, the compiler inlines it here.
-#[inline(never)]
-fn resume_on_stack(
-    coro: &mut Coro,
-    record: &StackRecord,
-    transfer: Transfer,
-) -> CoroutineResult<Transfer, Transfer> {
-    let _on = OnRecord::enter(record);
-    coro.resume(transfer)
 }
 
 /// Marks `target`, whose coroutine just returned, dead, frees its stack and
@@ -1226,8 +1213,9 @@ fn finished(target: &Inner) -> Rc<Inner> {
 
 /// The main greenlet's side of a switch to `target` (kept alive by the
 /// caller). The common ping-pong — a value to a child that answers the main
-/// greenlet with a value — is one resume with no reference counting; all
-/// else continues in [`trampoline`].
+/// greenlet with a value — is one call to [`resume_greenlet`] with no
+/// reference counting, inlined into `switch`; all else continues out of
+/// line.
 #[inline(always)]
 fn main_switch<T: 'static>(
     ctx: &Context,
@@ -1238,16 +1226,33 @@ fn main_switch<T: 'static>(
         return trampoline(ctx, counted(target), transfer, None);
     }
     // A value: its sender (the caller) checked the type; start or resume.
-    match resume(ctx, target, transfer) {
+    let result = resume_greenlet(ctx, target, transfer);
+    if let CoroutineResult::Yield(tr) = &result {
+        if tr.is_value() && ptr::eq(target.next.get(), Rc::as_ptr(&ctx.main)) {
+            let CoroutineResult::Yield(tr) = result else {
+                unreachable!()
+            };
+            // SAFETY: as in `receive`; the sender, `target`, is alive (the
+            // caller keeps it).
+            return Ok(unsafe { tr.take_value::<T>() });
+        }
+    }
+    after_resume(ctx, target, result)
+}
+
+/// [`main_switch`] after a resume that did not end in a value for the main
+/// greenlet.
+#[inline(never)]
+fn after_resume<T: 'static>(
+    ctx: &Context,
+    target: &Inner,
+    result: CoroutineResult<Transfer, Transfer>,
+) -> Result<T, SwitchError> {
+    match result {
         CoroutineResult::Yield(tr) => {
             let next = target.next.get();
             if ptr::eq(next, Rc::as_ptr(&ctx.main)) {
-                if !tr.is_value() {
-                    return receive_other(tr);
-                }
-                // SAFETY: as in `receive`; the sender, `target`, is alive
-                // (the caller keeps it).
-                return Ok(unsafe { tr.take_value::<T>() });
+                return receive(tr);
             }
             // SAFETY: `next` was set by `target` as it suspended (see the
             // field); nothing ran since.
@@ -1296,7 +1301,7 @@ fn trampoline<T: 'static>(
                 }
             }
         }
-        let result = resume(ctx, &target, transfer);
+        let result = resume_greenlet(ctx, &target, transfer);
         // `target` has taken its value: its sender may go.
         drop(sender.take());
         match result {
@@ -1450,7 +1455,11 @@ impl<T: 'static> Greenlet<T> {
     /// assert_eq!(counter.switch(10).unwrap(), 11);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    #[inline]
+    // Forced inline in optimised builds (see `hand_over`); in debug builds,
+    // where unoptimised frames do not share stack slots, a hint, so that a
+    // caller's frame does not grow by the whole switch.
+    #[cfg_attr(debug_assertions, inline)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn switch(&self, value: T) -> Result<T, SwitchError> {
         // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
         let ctx = unsafe { &*context_ptr()? };

@@ -32,7 +32,12 @@
 //! - [`time`]: [`time::timeout`] and gevent's [`time::Timeout`].
 //! - [`net`]: green sockets shaped like `std::net`; [`io`]: waiting on any
 //!   descriptor, a cooperative stdin; [`fs`]: `std::fs` on the blocking pool.
+//! - `monkey` (feature `monkey`, Linux): gevent's `patch_all` — unmodified
+//!   std and third-party blocking code yields inside green threads.
 //! - [`server`]: gevent's `StreamServer`, a green thread per connection.
+//! - [`sync`]: locks, condition variables, semaphores, events, results;
+//!   [`channel`]: MPMC channels and select; [`queue`]: gevent's queues.
+//! - [`pool`]: gevent's `Pool` and `Group`.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
@@ -41,6 +46,8 @@ pub mod fs;
 pub mod generator;
 pub mod greenlet;
 pub mod io;
+#[cfg(all(feature = "monkey", target_os = "linux"))]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod queue;

@@ -23,10 +23,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runtime::task::{TaskRef, WaitReason};
+use crate::sync::lock::Lock;
 use crate::sync::waiters::{lock, NoHandOff, Node, WaitQueue, Waiter, Wakes};
 use crate::sync::Semaphore;
 use crate::thread::{JoinError, JoinHandle};
@@ -55,7 +56,7 @@ fn joiners(s: &mut State) -> &mut WaitQueue {
 }
 
 struct Inner {
-    state: Mutex<State>,
+    state: Lock<State>,
     /// The pool's bound: one permit per running member.
     limit: Option<(Semaphore, usize)>,
 }
@@ -94,7 +95,7 @@ impl Drop for Membership {
 
 /// Indexes of members whose closure has ended, in the order they ended.
 struct Completions {
-    state: Mutex<CompletionState>,
+    state: Lock<CompletionState>,
 }
 
 struct CompletionState {
@@ -112,7 +113,7 @@ const PUSHED: usize = 1;
 impl Completions {
     fn new() -> Completions {
         Completions {
-            state: Mutex::new(CompletionState {
+            state: Lock::new(CompletionState {
                 done: VecDeque::new(),
                 waiters: WaitQueue::new(),
             }),
@@ -174,6 +175,97 @@ impl Signal {
 impl Drop for Signal {
     fn drop(&mut self) {
         self.done.push(self.index);
+    }
+}
+
+/// What an `imap_unordered` feeder and its members report.
+enum Event<R> {
+    Spawned(usize, JoinHandle<R>),
+    Done(usize),
+}
+
+/// Lives in an `imap_unordered` member's closure: reports the member's end,
+/// however it ends.
+struct DoneEvent<R> {
+    tx: crate::channel::Sender<Event<R>>,
+    index: usize,
+}
+
+impl<R> Drop for DoneEvent<R> {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Event::Done(self.index));
+    }
+}
+
+/// The iterator of [`Group::imap_unordered`] and [`Pool::imap_unordered`]:
+/// results in the order members finish. Each `next` is a cancellation point.
+///
+/// # Example
+///
+/// ```
+/// greenhouse::run(|| {
+///     let group = greenhouse::pool::Group::new();
+///     let it: greenhouse::pool::ImapUnordered<i32> = group.imap_unordered(|x: i32| -x, vec![1]);
+///     assert_eq!(it.map(Result::unwrap).collect::<Vec<_>>(), [-1]);
+/// });
+/// ```
+pub struct ImapUnordered<R> {
+    rx: crate::channel::Receiver<Event<R>>,
+    feeder: Option<JoinHandle<()>>,
+    /// Members spawned whose end has not been reported yet.
+    pending: HashMap<usize, JoinHandle<R>>,
+    /// Members whose end was reported before their handle arrived.
+    done_early: HashSet<usize>,
+}
+
+impl<R> Iterator for ImapUnordered<R> {
+    type Item = Result<R, JoinError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.rx.recv().ok()? {
+                Event::Spawned(i, h) => {
+                    if self.done_early.remove(&i) {
+                        return Some(h.join());
+                    }
+                    self.pending.insert(i, h);
+                }
+                Event::Done(i) => match self.pending.remove(&i) {
+                    Some(h) => return Some(h.join()),
+                    None => {
+                        self.done_early.insert(i);
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl<R> Drop for ImapUnordered<R> {
+    fn drop(&mut self) {
+        // Stop spawning first, then kill what was spawned and still runs.
+        if let Some(feeder) = self.feeder.take() {
+            if !feeder.is_finished() {
+                feeder.kill();
+                let _ = feeder.join();
+            }
+        }
+        for ev in self.rx.try_iter() {
+            if let Event::Spawned(_, h) = ev {
+                h.kill();
+            }
+        }
+        for h in self.pending.values() {
+            h.kill();
+        }
+    }
+}
+
+impl<R> fmt::Debug for ImapUnordered<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapUnordered")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -244,7 +336,7 @@ impl Group {
     fn with_limit(limit: Option<usize>) -> Group {
         Group {
             inner: Arc::new(Inner {
-                state: Mutex::new(State {
+                state: Lock::new(State {
                     next_id: 0,
                     running: 0,
                     alive: 0,
@@ -387,6 +479,68 @@ impl Group {
             .into_iter()
             .map(|r| r.expect("every member joined"))
             .collect())
+    }
+
+    /// Runs `f` on every item as members of this set and yields the results
+    /// in the order the members finish (gevent's `imap_unordered`). Lazy: a
+    /// feeder green thread spawns the members (in a [`Pool`], waiting for
+    /// free slots) while the caller consumes results. Dropping the iterator
+    /// early stops the feeder and kills the members it started that are
+    /// still running.
+    ///
+    /// Each item is `Ok(result)`, or the member's [`JoinError`] (panic,
+    /// kill, uncaught timeout).
+    ///
+    /// # Panics
+    /// As [`spawn`](Group::spawn) (the feeder is a green thread).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// greenhouse::run(|| {
+    ///     let pool = greenhouse::pool::Pool::new(3);
+    ///     let order: Vec<u64> = pool
+    ///         .imap_unordered(|ms: u64| { greenhouse::thread::sleep(Duration::from_millis(ms)); ms }, [60, 10, 30])
+    ///         .map(Result::unwrap)
+    ///         .collect();
+    ///     assert_eq!(order, [10, 30, 60]);
+    /// });
+    /// ```
+    pub fn imap_unordered<I, F, R>(&self, f: F, items: I) -> ImapUnordered<R>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = crate::channel::unbounded();
+        let group = self.clone();
+        let items = items.into_iter();
+        let feeder = crate::thread::spawn(move || {
+            let f = Arc::new(f);
+            for (i, item) in items.enumerate() {
+                let f = f.clone();
+                let done = DoneEvent {
+                    tx: tx.clone(),
+                    index: i,
+                };
+                let h = group.spawn(move || {
+                    let _done = done;
+                    f(item)
+                });
+                // The iterator only goes away after killing us, and it
+                // drains the channel then: a send cannot be lost.
+                let _ = tx.send(Event::Spawned(i, h));
+            }
+        });
+        ImapUnordered {
+            rx,
+            feeder: Some(feeder),
+            pending: HashMap::new(),
+            done_early: HashSet::new(),
+        }
     }
 
     /// Waits until no member is running. A cancellation point.
@@ -586,6 +740,33 @@ impl Pool {
         T: Send + 'static,
     {
         self.group.spawn(f)
+    }
+
+    /// [`Group::imap_unordered`] with at most `size` running at once:
+    /// results in the order members finish.
+    ///
+    /// # Panics
+    /// As [`spawn`](Pool::spawn).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// greenhouse::run(|| {
+    ///     let pool = greenhouse::pool::Pool::new(2);
+    ///     let mut squares: Vec<u32> = pool.imap_unordered(|x: u32| x * x, 1..=4).map(Result::unwrap).collect();
+    ///     squares.sort();
+    ///     assert_eq!(squares, [1, 4, 9, 16]);
+    /// });
+    /// ```
+    pub fn imap_unordered<I, F, R>(&self, f: F, items: I) -> ImapUnordered<R>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        self.group.imap_unordered(f, items)
     }
 
     /// [`Group::map`] with at most `size` running at once: results in input

@@ -512,11 +512,14 @@ impl StackInfo {
 /// While alive, records that the current OS thread runs on a given green
 /// stack, so an overflow can be reported with the coroutine's name.
 /// Restores the previous record on drop (coroutines nest).
+// Unused since the hub installs a prepared `StackRecord` per green thread too.
+#[allow(dead_code)]
 pub(crate) struct OnStack {
     prev: *const Running,
     prev_slot: Running,
 }
 
+#[allow(dead_code)]
 impl OnStack {
     /// Marks the stack described by `info` as the current one: call it just
     /// before resuming a coroutine and drop the result when the resume

@@ -319,3 +319,54 @@ fn line_reader_handles_long_lines_bad_utf8_and_eof_mid_line() {
     assert_eq!(r.next_line().unwrap(), Line::BadUtf8);
     assert_eq!(r.next_line().unwrap(), Line::Eof);
 }
+
+#[allow(dead_code)]
+#[path = "../examples/chat-load.rs"]
+mod chat_load;
+
+fn load(mode: Mode) {
+    let addr = start(mode, Config::default());
+    let cfg = chat_load::LoadConfig {
+        addr,
+        clients: 30,
+        messages: 5,
+        room_size: 7, // the last room has 2 members
+        server_pid: Some(std::process::id()),
+        connect_concurrency: 8,
+        timeout: 60,
+    };
+    let c = cfg.clone();
+    let r = greenhouse::run(move || chat_load::run_load(&c)).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!((r.rooms_ok, r.rooms), (5, 5));
+    assert_eq!(r.sent, 150);
+    // Each message reaches every member of its room, the sender too.
+    assert_eq!(r.delivered, 4 * 7 * 7 * 5 + 2 * 2 * 5);
+    assert!(r.p99 >= r.p50);
+    let (pid, peaks) = r.server.unwrap();
+    assert_eq!(pid, std::process::id());
+    assert!(peaks.rss > 0 && peaks.threads > 0);
+    let mut out = Vec::new();
+    chat_load::print_report(&cfg, &r, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("5/5 rooms ok"), "{out}");
+}
+
+#[test]
+fn green_server_passes_the_load_checks() {
+    load(Mode::Green);
+}
+
+#[test]
+fn threads_server_passes_the_load_checks() {
+    load(Mode::Threads);
+}
+
+#[test]
+fn chat_load_finds_a_listener_by_its_port() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        chat_load::find_listener_pid(l.local_addr().unwrap()),
+        Some(std::process::id())
+    );
+}

@@ -144,3 +144,38 @@ fn udp_chat_peers_receive_each_others_lines() {
         );
     });
 }
+
+#[allow(dead_code)]
+#[path = "../examples/concurrency_table.rs"]
+mod concurrency_table;
+
+/// The seeds' table, scaled down: every cell runs; sleeping tasks overlap
+/// in every concurrent mode and not in the sequential one.
+#[test]
+fn concurrency_table_runs_every_cell_and_sleeps_overlap() {
+    use concurrency_table::{print_table, run_table, How, Scale, Work};
+    use std::time::Duration;
+    let scale = Scale {
+        tasks: 10,
+        cpu_iters: 100_000,
+        lines: 10_000,
+        net_delay: Duration::from_millis(10),
+        sleep: Duration::from_millis(100),
+    };
+    let t = run_table(&scale).unwrap();
+    assert_eq!(t.hows.len(), 4);
+    assert_eq!(t.hows[0], How::Sequential);
+    assert_eq!(t.rows.len(), 4);
+    let (work, sleep) = &t.rows[3];
+    assert_eq!(*work, Work::Sleep);
+    assert!(sleep[0] >= Duration::from_millis(1000), "{sleep:?}");
+    for d in &sleep[1..] {
+        // Ten overlapping 100 ms sleeps: far below the sequential second.
+        assert!(*d < Duration::from_millis(500), "{sleep:?}");
+    }
+    let mut out = Vec::new();
+    print_table(&t, &scale, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("模拟 IO 密集型: 20.02 2.03 2.01"), "{out}");
+    assert_eq!(out.lines().count(), 6, "{out}");
+}

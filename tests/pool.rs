@@ -214,3 +214,56 @@ fn group_join_from_an_os_thread() {
 fn pool_of_size_zero_is_refused() {
     let _ = Pool::new(0);
 }
+
+#[test]
+fn imap_unordered_yields_in_completion_order_within_the_bound() {
+    rt(2).run(|| {
+        let pool = Pool::new(3);
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (n2, p2) = (now.clone(), peak.clone());
+        let results: Vec<u64> = pool
+            .imap_unordered(
+                move |ms: u64| {
+                    p2.fetch_max(n2.fetch_add(1, SeqCst) + 1, SeqCst);
+                    thread::sleep(Duration::from_millis(ms));
+                    n2.fetch_sub(1, SeqCst);
+                    ms
+                },
+                vec![80, 5, 40, 1, 1, 1],
+            )
+            .map(Result::unwrap)
+            .collect();
+        let mut sorted = results.clone();
+        sorted.sort();
+        assert_eq!(sorted, [1, 1, 1, 5, 40, 80]);
+        assert_eq!(
+            *results.last().unwrap(),
+            80,
+            "the slowest comes last: {results:?}"
+        );
+        assert!(peak.load(SeqCst) <= 3);
+        assert!(pool.is_empty());
+    });
+}
+
+#[test]
+fn imap_unordered_reports_failures_and_dropping_it_kills_the_rest() {
+    rt(1).run(|| {
+        let group = Group::new();
+        let mut it = group.imap_unordered(
+            |i: u32| {
+                if i == 0 {
+                    panic!("first fails");
+                }
+                thread::sleep(Duration::from_secs(60));
+                i
+            },
+            0..5,
+        );
+        assert!(it.next().unwrap().unwrap_err().is_panic());
+        drop(it);
+        group.join(); // the sleepers were killed: this returns at once
+        assert!(group.is_empty());
+    });
+}

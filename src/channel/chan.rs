@@ -24,10 +24,10 @@
 use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Mutex as StdMutex;
 use std::time::Instant;
 
 use crate::runtime::task::WaitReason;
+use crate::sync::lock::Lock;
 use crate::sync::waiters::{lock, Node, OnCancel, WaitQueue, Waiter, Wakes};
 
 /// Receiver token: an item is in your slot.
@@ -118,7 +118,7 @@ pub(crate) enum RecvFail {
 }
 
 pub(crate) struct Chan<T, B> {
-    pub(crate) state: StdMutex<State<T, B>>,
+    pub(crate) state: Lock<State<T, B>>,
     /// `None`: unbounded.
     pub(crate) cap: Option<usize>,
     pub(crate) senders: AtomicUsize,
@@ -147,7 +147,7 @@ fn take_from<T>(s: &crate::sync::waiters::Claimed) -> Option<T> {
 impl<T, B: Buffer<T>> Chan<T, B> {
     pub(crate) fn new(buf: B, cap: Option<usize>) -> Chan<T, B> {
         Chan {
-            state: StdMutex::new(State {
+            state: Lock::new(State {
                 buf,
                 reserved: 0,
                 senders: WaitQueue::new(),

@@ -378,6 +378,21 @@ impl IoSource {
     }
 }
 
+impl IoSource {
+    /// Removes the descriptor from its poll now and wakes its waiters, for
+    /// an owner that is about to close it while others may still hold this
+    /// source: the monkey layer's `close`/`dup2` hooks, which see only fd
+    /// numbers. A later wait registers anew (and fails if the descriptor is
+    /// gone).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn deregister(&self) {
+        let reg = self.reg.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reg) = reg {
+            reg.deregister(self.fd);
+        }
+    }
+}
+
 impl Drop for IoSource {
     fn drop(&mut self) {
         let slot = self.reg.get_mut().unwrap_or_else(|e| e.into_inner());

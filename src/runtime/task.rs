@@ -27,7 +27,7 @@
 //!   `JoinHandle`'s owner) while `join_state` is EMPTY, and read only by the
 //!   finisher after it swapped WAITING → DONE.
 
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
@@ -38,7 +38,7 @@ use corosensei::{Coroutine, Yielder};
 
 use super::park::Unparker;
 use super::worker::Shared;
-use crate::stack::{Stack, StackInfo};
+use crate::stack::{Stack, StackRecord};
 
 pub(crate) const NEW: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;
@@ -170,7 +170,7 @@ impl<B: GreenBody> TaskCell<B> {
     unsafe fn dealloc_raw(t: NonNull<Task>) {
         let p = t.as_ptr() as *mut TaskCell<B>;
         std::ptr::drop_in_place(p);
-        dealloc(p as *mut u8, Layout::new::<TaskCell<B>>());
+        super::records::free_record(t.cast(), Layout::new::<TaskCell<B>>());
     }
 }
 
@@ -195,16 +195,12 @@ impl TaskRef {
     ) -> (TaskRef, *const B) {
         // Built in place: a `Box::new` of the whole cell would build it on
         // the stack and copy a few hundred bytes.
-        let layout = Layout::new::<TaskCell<B>>();
-        // SAFETY: TaskCell has a non-zero size (the header).
-        let p = unsafe { alloc(layout) } as *mut TaskCell<B>;
-        let Some(p) = NonNull::new(p) else {
-            handle_alloc_error(layout)
-        };
-        let p = p.as_ptr();
-        // SAFETY: `p` is a fresh allocation for a TaskCell<B>; both fields are
-        // written before the cell is used, and `dealloc_raw` frees it with
-        // the same layout.
+        let p = super::records::alloc_record(Layout::new::<TaskCell<B>>())
+            .cast::<TaskCell<B>>()
+            .as_ptr();
+        // SAFETY: `p` is fresh memory for a TaskCell<B> (size and alignment
+        // at least its layout's); both fields are written before the cell is
+        // used, and `dealloc_raw` frees it with the same layout.
         unsafe {
             addr_of_mut!((*p).header).write(Task::new(
                 id,
@@ -232,6 +228,34 @@ impl TaskRef {
     #[inline]
     pub(crate) fn ptr_eq(a: &TaskRef, b: &TaskRef) -> bool {
         a.0 == b.0
+    }
+}
+
+/// A started task named without counting a reference (for run queues and
+/// inboxes, which every switch touches). Sound because its owner worker's
+/// registry holds a counted reference until the task finishes, and a task
+/// sitting in a queue cannot finish: only its owner runs it, from that queue.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskPtr(NonNull<Task>);
+
+// SAFETY: a TaskPtr only names a Task (Send + Sync); see the type's docs for
+// why the task outlives it.
+unsafe impl Send for TaskPtr {}
+
+impl TaskPtr {
+    #[inline(always)]
+    pub(crate) fn of(t: &Task) -> TaskPtr {
+        TaskPtr(NonNull::from(t))
+    }
+
+    /// The task.
+    ///
+    /// # Safety
+    /// The task has started and not finished (the type's invariant: true for
+    /// every TaskPtr taken out of a run queue or inbox).
+    #[inline(always)]
+    pub(crate) unsafe fn task<'a>(self) -> &'a Task {
+        self.0.as_ref()
     }
 }
 
@@ -266,10 +290,11 @@ impl Drop for TaskRef {
     }
 }
 
-/// The coroutine of a task, or its stack before the first run.
+/// The coroutine of a task (with the overflow record its worker installs on
+/// every resume), or its stack before the first run.
 pub(crate) enum Co {
     Unstarted(Stack),
-    Started(GreenCoroutine),
+    Started(GreenCoroutine, StackRecord),
     Finished,
 }
 
@@ -295,6 +320,10 @@ pub(crate) struct TaskLocal {
     pub(crate) timer_seq: u32,
     /// Deadline of the task's live timer entry, if one is armed.
     pub(crate) timer_armed: Option<Instant>,
+    /// Top of the task's stack, and roughly where its stack pointer was when
+    /// it last suspended: what the worker prefetches before resuming it.
+    pub(crate) stack_top: usize,
+    pub(crate) sp_hint: usize,
 }
 
 /// One green thread's header (see the module docs). Hot fields first.
@@ -314,7 +343,6 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     co: UnsafeCell<Co>,
     local: UnsafeCell<TaskLocal>,
-    pub(crate) stack_info: StackInfo,
     pub(crate) name: Option<Box<str>>,
     pub(crate) shared: Arc<Shared>,
     /// Worker that first ran this task (usize::MAX before that).
@@ -346,7 +374,6 @@ impl Task {
         stack: Stack,
         vtable: &'static Vtable,
     ) -> Task {
-        let stack_info = stack.info();
         Task {
             refs: AtomicUsize::new(1),
             state: AtomicU8::new(NEW),
@@ -368,8 +395,9 @@ impl Task {
                 park_deadline: None,
                 timer_seq: 0,
                 timer_armed: None,
+                stack_top: 0,
+                sp_hint: 0,
             }),
-            stack_info,
             name,
             shared,
             owner: AtomicUsize::new(usize::MAX),
@@ -439,13 +467,18 @@ impl Task {
     /// park returns at once. Callable from any thread.
     pub(crate) fn unpark(&self) {
         self.notified.store(true, SeqCst);
-        if self
-            .state
-            .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
-            .is_ok()
+        // Load before the CAS: a task that is running or already scheduled
+        // (a sync waiter still spinning, the common same-worker case) costs
+        // no locked instruction. Still a Dekker pair with
+        // `after_suspend_park` (store PARKED, then load `notified`; all
+        // SeqCst): if this load misses PARKED, the parker sees `notified`.
+        if self.state.load(SeqCst) == PARKED
+            && self
+                .state
+                .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
+                .is_ok()
         {
-            // SAFETY: `self` is alive (the caller holds a reference).
-            super::worker::schedule(unsafe { TaskRef::from_header(self) });
+            super::worker::schedule(self);
         } else if self.os_blocked.load(SeqCst) {
             self.shared.unpark_os_thread(self.owner.load(Acquire));
         }

@@ -32,9 +32,9 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 
 use super::io::IoSlab;
 use super::park::{after_suspend_park, EnterTask};
-use super::task::{Co, Suspend, TaskRef, DONE, NEW, PARKED, RUNNING, SCHEDULED};
+use super::task::{Co, Suspend, Task, TaskPtr, TaskRef, DONE, PARKED, RUNNING, SCHEDULED};
 use super::timer::{Entry, Wheel};
-use crate::stack::OnStack;
+use crate::stack::OnRecord;
 
 pub(crate) const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 /// How many tasks a worker runs between checks of its inbox, timers and
@@ -47,6 +47,8 @@ const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// Stale timer entries are swept once there are this many and they are at
 /// least half of all entries.
 const TIMER_COMPACT_AT: usize = 4096;
+/// How many unstarted tasks a worker takes ahead of running them.
+const NEW_AHEAD: usize = 2;
 /// Finished tasks are freed in batches of this many (each batch costs a
 /// fence; see `release_limbo`).
 const LIMBO_BATCH: usize = 4;
@@ -104,7 +106,8 @@ fn bump(c: &AtomicU64) {
 /// The part of a worker other threads see.
 pub(crate) struct WorkerShared {
     pub(crate) stealer: Stealer<TaskRef>,
-    pub(crate) inbox: Injector<TaskRef>,
+    /// Started tasks woken by other threads.
+    pub(crate) inbox: Injector<TaskPtr>,
     pub(crate) waker: mio::Waker,
     pub(crate) registry: mio::Registry,
     pub(crate) sleeping: AtomicBool,
@@ -416,24 +419,56 @@ impl Registry {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `addr`.
+#[inline(always)]
+fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the
+    // address (unmapped, guard page, null), and changes no program state.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+/// Prefetches `len` bytes from `addr` on.
+#[inline(always)]
+fn prefetch_range(addr: usize, len: usize) {
+    let mut a = addr & !63;
+    while a < addr + len {
+        prefetch(a);
+        a += 64;
+    }
+}
+
+/// Bytes of a task's header worth prefetching (its hot fields).
+const HEADER_PREFETCH: usize = 192;
+/// Bytes around a suspended task's stack pointer that its resume touches
+/// (saved registers below, the frames it returns through above).
+const STACK_BELOW_SP: usize = 128;
+const STACK_ABOVE_SP: usize = 512;
+/// Bytes below the top of a new task's stack that its first run writes.
+const NEW_STACK_PREFETCH: usize = 768;
+
 /// The FIFO of started tasks ready to run on this worker (owner only).
 ///
 /// An `UnsafeCell` rather than a `RefCell`: it is on every switch. Each
 /// method holds its `&mut` only for the queue operation itself, which runs no
-/// other code (tasks are moved in and out, never dropped inside), so no two
-/// borrows overlap.
+/// other code, so no two borrows overlap.
 #[derive(Default)]
-struct RunQueue(UnsafeCell<VecDeque<TaskRef>>);
+struct RunQueue(UnsafeCell<VecDeque<TaskPtr>>);
 
 impl RunQueue {
     #[inline]
-    fn push(&self, t: TaskRef) {
+    fn push(&self, t: TaskPtr) {
         // SAFETY: see the type's docs.
         unsafe { &mut *self.0.get() }.push_back(t);
     }
 
     #[inline]
-    fn pop(&self) -> Option<TaskRef> {
+    fn pop(&self) -> Option<TaskPtr> {
         // SAFETY: see the type's docs.
         unsafe { &mut *self.0.get() }.pop_front()
     }
@@ -444,8 +479,15 @@ impl RunQueue {
         unsafe { &*self.0.get() }.is_empty()
     }
 
+    /// The task `i` places behind the head, if any.
+    #[inline]
+    fn peek(&self, i: usize) -> Option<TaskPtr> {
+        // SAFETY: see the type's docs.
+        unsafe { &*self.0.get() }.get(i).copied()
+    }
+
     /// Empties the queue; the caller drops the tasks.
-    fn take_all(&self) -> VecDeque<TaskRef> {
+    fn take_all(&self) -> VecDeque<TaskPtr> {
         // SAFETY: see the type's docs.
         std::mem::take(unsafe { &mut *self.0.get() })
     }
@@ -545,21 +587,32 @@ pub(crate) fn local_ctx() -> Option<&'static WorkerCtx> {
     unsafe { p.as_ref() }
 }
 
-/// Queues a task that was just moved to SCHEDULED on its owner worker.
-pub(crate) fn schedule(task: TaskRef) {
+/// Queues a started task that was just moved to SCHEDULED on its owner
+/// worker.
+pub(crate) fn schedule(task: &Task) {
     let owner = task.owner.load(Acquire);
     if let Some(ctx) = local_ctx() {
-        if ctx.index == owner && Arc::ptr_eq(&ctx.shared, &task.shared) {
-            ctx.ready.push(task);
+        if ctx.index == owner && std::ptr::eq(&*ctx.shared, &*task.shared) {
+            ctx.ready.push(TaskPtr::of(task));
             return;
         }
     }
+    // Once pushed, the task may run and finish at once: keep the runtime's
+    // state alive for the wake-up below.
     let shared = task.shared.clone();
     let w = &shared.workers[owner];
-    w.inbox.push(task);
+    w.inbox.push(TaskPtr::of(task));
     if w.sleeping.load(SeqCst) && w.sleeping.swap(false, SeqCst) {
         let _ = w.waker.wake();
     }
+}
+
+/// What the worker runs next.
+enum Next {
+    /// An unstarted task (owned: it is in no registry yet).
+    New(TaskRef),
+    /// A started task of this worker.
+    Ready(TaskPtr),
 }
 
 /// The worker loop. Runs until the runtime stops.
@@ -581,6 +634,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         poll,
         events: mio::Events::with_capacity(1024),
         due: Vec::new(),
+        new_ahead: VecDeque::with_capacity(NEW_AHEAD + 1),
         tick: 0,
         new_streak: 0,
         swept: false,
@@ -599,6 +653,9 @@ struct Worker<'a> {
     events: mio::Events,
     /// Scratch for timers that fire.
     due: Vec<Entry>,
+    /// The next few unstarted tasks, taken out of `new` so that their memory
+    /// can be prefetched before they run (see `next_task`).
+    new_ahead: VecDeque<TaskRef>,
     tick: u32,
     new_streak: u32,
     /// Killed every registered task after shutdown began.
@@ -610,8 +667,15 @@ struct Worker<'a> {
 impl Worker<'_> {
     fn run(&mut self) {
         loop {
-            if let Some(task) = self.next_task() {
-                self.run_task(task);
+            if let Some(next) = self.next_task() {
+                match next {
+                    Next::New(task) => {
+                        if let Some(p) = self.start(task) {
+                            self.run_task(p);
+                        }
+                    }
+                    Next::Ready(p) => self.run_task(p),
+                }
                 self.tick = self.tick.wrapping_add(1);
                 if self.tick % MAINTENANCE_INTERVAL == 0 {
                     self.maintenance(Some(Duration::ZERO));
@@ -632,20 +696,67 @@ impl Worker<'_> {
     /// interleaved with tasks that yield — gevent's FIFO), but never more than
     /// NEW_STREAK in a row while started tasks wait.
     #[inline]
-    fn next_task(&mut self) -> Option<TaskRef> {
+    ///
+    /// Running a green thread that has not run for a while starts with cache
+    /// misses on its header and stack (with 100,000 of them, nothing stays
+    /// cached), so while handing out one task this also prefetches the
+    /// stack of the one after it and the header of the one after that (whose
+    /// stack address is read from its header at the next step).
+    fn next_task(&mut self) -> Option<Next> {
         let ready_waiting = !self.ctx.ready.is_empty();
-        if (!ready_waiting || self.new_streak < NEW_STREAK) && !self.ctx.new.is_empty() {
-            if let Some(t) = self.ctx.new.pop() {
+        if (!ready_waiting || self.new_streak < NEW_STREAK) && self.new_available() {
+            if let Some(t) = self.take_new() {
                 self.new_streak += 1;
-                return Some(t);
+                return Some(Next::New(t));
             }
         }
         self.new_streak = 0;
-        if ready_waiting {
-            return self.ctx.ready.pop();
+        if !ready_waiting {
+            self.drain_inbox();
         }
-        self.drain_inbox();
-        self.ctx.ready.pop()
+        let p = self.ctx.ready.pop()?;
+        if let Some(next) = self.ctx.ready.peek(0) {
+            // SAFETY: a queued started task (TaskPtr's invariant); its
+            // `local` is the owner's (this thread's) while it does not run.
+            let local = unsafe { next.task().local_mut() };
+            let lo = local.sp_hint.saturating_sub(STACK_BELOW_SP);
+            let hi = (local.sp_hint + STACK_ABOVE_SP).min(local.stack_top);
+            prefetch_range(lo, hi.saturating_sub(lo));
+            if let Some(after) = self.ctx.ready.peek(1) {
+                // SAFETY: as above.
+                prefetch_range(
+                    unsafe { after.task() } as *const Task as usize,
+                    HEADER_PREFETCH,
+                );
+            }
+        }
+        Some(Next::Ready(p))
+    }
+
+    #[inline]
+    fn new_available(&self) -> bool {
+        !self.new_ahead.is_empty() || !self.ctx.new.is_empty()
+    }
+
+    /// The next unstarted task, keeping NEW_AHEAD more taken out of `new`
+    /// with their memory prefetched.
+    #[inline]
+    fn take_new(&mut self) -> Option<TaskRef> {
+        while self.new_ahead.len() <= NEW_AHEAD {
+            let Some(t) = self.ctx.new.pop() else { break };
+            prefetch_range(&*t as *const Task as usize, HEADER_PREFETCH);
+            self.new_ahead.push_back(t);
+        }
+        let t = self.new_ahead.pop_front()?;
+        if let Some(next) = self.new_ahead.front() {
+            // SAFETY: an unstarted task this worker holds alone (in
+            // `new_ahead`); only reading where its stack is.
+            if let Co::Unstarted(stack) = unsafe { &*next.co_mut() } {
+                let top = corosensei::stack::Stack::base(stack).get();
+                prefetch_range(top - NEW_STACK_PREFETCH, NEW_STACK_PREFETCH);
+            }
+        }
+        Some(t)
     }
 
     fn drain_inbox(&self) -> bool {
@@ -795,7 +906,7 @@ impl Worker<'_> {
     }
 
     /// Makes sure a timer wakes `task` (parked until `deadline`) in time.
-    fn arm_timer(&self, task: &TaskRef, deadline: Instant) {
+    fn arm_timer(&self, task: &Task, deadline: Instant) {
         // SAFETY: owner worker, task suspended.
         let local = unsafe { task.local_mut() };
         if let Some(armed) = local.timer_armed {
@@ -810,7 +921,12 @@ impl Worker<'_> {
         }
         local.timer_seq = local.timer_seq.wrapping_add(1);
         local.timer_armed = Some(deadline);
-        timers.insert(deadline, task.clone(), local.timer_seq);
+        // SAFETY: the task is alive (the caller runs it).
+        timers.insert(
+            deadline,
+            unsafe { TaskRef::from_header(task) },
+            local.timer_seq,
+        );
         if timers.stale >= TIMER_COMPACT_AT && timers.stale * 2 >= timers.len() {
             // SAFETY: as above; every entry's task is this worker's and none
             // runs now.
@@ -858,10 +974,11 @@ impl Worker<'_> {
             .borrow()
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
-        // Stacks pooled during a burst are released once the worker has been
-        // idle for a while (see stack::trim_pool); so are finished tasks kept
-        // for a reader.
-        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE;
+        // Stacks and task records pooled during a burst are released once the
+        // worker has been idle for a while (stack::trim_pool, records::trim);
+        // so are finished tasks kept for a reader.
+        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE
+            || super::records::has_surplus();
         if trim || !self.ctx.limbo.borrow().is_empty() {
             timeout = Some(timeout.map_or(IDLE_TRIM_AFTER, |t| t.min(IDLE_TRIM_AFTER)));
         }
@@ -871,33 +988,31 @@ impl Worker<'_> {
         let woke = self.maintenance(Some(Duration::ZERO));
         if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
             crate::stack::trim_pool();
+            super::records::trim();
         }
     }
 
-    fn run_task(&mut self, task: TaskRef) {
+    /// Resumes a started task until it yields, parks or finishes.
+    fn run_task(&mut self, p: TaskPtr) {
         let ctx = self.ctx;
         let stats = &self.me.stats;
-        // SAFETY (for every `co_mut`/`local_mut` below): the worker holds the
-        // task out of any queue. Before it starts, this thread holds it
-        // alone; afterwards this is its owner worker. The task is not
-        // running, and no reference into `co`/`local` is held across the
-        // resume except the coroutine itself, which the task never touches.
-        if task.state.load(Relaxed) == NEW {
-            if !self.start(&task) {
-                return;
-            }
-        } else {
-            let local = unsafe { task.local_mut() };
-            if local.parked {
-                local.parked = false;
-                bump(&stats.unparks);
-                if local.park_deadline.is_some() {
-                    bump(&stats.timed_unparks);
-                }
+        // SAFETY: `p` came from `start` or a run queue: a started, unfinished
+        // task of this worker, kept alive by the registry.
+        let task = unsafe { p.task() };
+        // SAFETY (for every `co_mut`/`local_mut` below): this is the task's
+        // owner worker, the task is not running, and no reference into
+        // `co`/`local` is held across the resume except the coroutine and
+        // its record, which the task never touches.
+        let local = unsafe { task.local_mut() };
+        if local.parked {
+            local.parked = false;
+            bump(&stats.unparks);
+            if local.park_deadline.is_some() {
+                bump(&stats.timed_unparks);
             }
         }
         task.state.store(RUNNING, Relaxed);
-        let Co::Started(co) = (unsafe { task.co_mut() }) else {
+        let Co::Started(co, record) = (unsafe { task.co_mut() }) else {
             unreachable!("a started task has a coroutine");
         };
         bump(&stats.switches);
@@ -908,9 +1023,8 @@ impl Worker<'_> {
         let greenlets = std::mem::take(unsafe { &mut task.local_mut().greenlets });
         let outer = crate::greenlet::swap_thread_state(greenlets);
         let result = {
-            let _enter = EnterTask::new(&task);
-            let name = task.name.as_deref().unwrap_or("<unnamed>");
-            let _stack = OnStack::enter(task.stack_info, name);
+            let _enter = EnterTask::new(task);
+            let _stack = OnRecord::enter(record);
             co.resume(())
         };
         let greenlets = crate::greenlet::swap_thread_state(outer);
@@ -920,7 +1034,7 @@ impl Worker<'_> {
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
                 task.state.store(SCHEDULED, Relaxed);
-                ctx.ready.push(task);
+                ctx.ready.push(p);
             }
             CoroutineResult::Yield(Suspend::Park(deadline)) => {
                 let local = unsafe { task.local_mut() };
@@ -929,54 +1043,68 @@ impl Worker<'_> {
                 bump(&stats.parks);
                 if let Some(d) = deadline {
                     bump(&stats.timed_parks);
-                    self.arm_timer(&task, d);
+                    self.arm_timer(task, d);
                 }
-                if after_suspend_park(&task) {
-                    ctx.ready.push(task);
+                if after_suspend_park(task) {
+                    ctx.ready.push(p);
                 }
             }
             CoroutineResult::Return(()) => {
                 let co = std::mem::replace(unsafe { task.co_mut() }, Co::Finished);
-                if let Co::Started(co) = co {
+                if let Co::Started(co, _) = co {
                     crate::stack::give(co.into_stack());
                 }
-                self.finish(task);
+                self.finish_started(task);
             }
         }
     }
 
     /// Turns a NEW task into a started one owned by this worker: builds its
-    /// coroutine and registers it. A task killed before it started (or
-    /// caught by shutdown) never runs: returns false after finishing it.
+    /// coroutine and moves it into the registry. A task killed before it
+    /// started (or caught by shutdown) never runs: finishes it and returns
+    /// None.
     #[inline]
-    fn start(&mut self, task: &TaskRef) -> bool {
+    fn start(&mut self, task: TaskRef) -> Option<TaskPtr> {
         task.owner.store(self.ctx.index, Release);
+        // SAFETY: an unstarted task popped from a queue: this thread holds it
+        // alone (task.rs invariants).
         let co = unsafe { task.co_mut() };
-        let Co::Unstarted(_) = co else {
+        let Co::Unstarted(stack) = std::mem::replace(co, Co::Finished) else {
             unreachable!("a NEW task holds its stack");
         };
-        let Co::Unstarted(stack) = std::mem::replace(co, Co::Finished) else {
-            unreachable!()
-        };
         if task.killed.load(SeqCst) || self.ctx.shared.shutting_down.load(SeqCst) {
-            // SAFETY: unstarted, held by this thread alone.
+            // SAFETY: as above.
             unsafe { task.discard_body() };
             crate::stack::give(stack);
-            self.finish(task.clone());
-            return false;
+            task.finish();
+            self.count_finished();
+            return None;
         }
+        // The overflow record names the task; its name lives in the task.
+        let name = task.name.as_deref().unwrap_or("<unnamed>");
+        let record = stack.info().record(name);
+        let top = corosensei::stack::Stack::base(&stack).get();
         // SAFETY: as above; started exactly once.
-        *co = Co::Started(unsafe { task.start_body(stack) });
-        let slot = self.ctx.registry.borrow_mut().insert(task.clone());
-        unsafe { task.local_mut() }.slot = slot;
-        true
+        *co = Co::Started(unsafe { task.start_body(stack) }, record);
+        let p = TaskPtr::of(&task);
+        let slot = self.ctx.registry.borrow_mut().insert(task);
+        // SAFETY: as above; `p` is alive (the registry holds it).
+        let local = unsafe { p.task().local_mut() };
+        local.slot = slot;
+        local.stack_top = top;
+        Some(p)
     }
 
-    fn finish(&self, task: TaskRef) {
+    /// A started task returned: wake its joiner, drop it from the registry
+    /// (into the limbo: it is freed once no reader may look at it).
+    fn finish_started(&self, task: &Task) {
         debug_assert_ne!(task.state.load(Relaxed), DONE);
         debug_assert_ne!(task.state.load(Relaxed), PARKED);
         task.finish();
+        self.count_finished();
+        // SAFETY: owner worker, the task has finished running.
         let slot = unsafe { task.local_mut() }.slot;
+        // `task` may be freed from here on.
         if let Some(t) = self.ctx.registry.borrow_mut().remove(slot) {
             let mut limbo = self.ctx.limbo.borrow_mut();
             limbo.push(t);
@@ -986,7 +1114,9 @@ impl Worker<'_> {
                 self.release_limbo();
             }
         }
-        drop(task);
+    }
+
+    fn count_finished(&self) {
         bump(&self.me.stats.finished);
         let shared = &self.ctx.shared;
         if shared.shutting_down.load(Relaxed) {
@@ -1001,6 +1131,7 @@ impl Drop for Worker<'_> {
         // Runs after the loop stopped: no task is alive any more (shutdown
         // waited for all of them), so this only frees leftovers.
         self.ctx.limbo.borrow_mut().clear();
+        self.new_ahead.clear();
         drop(self.ctx.ready.take_all());
     }
 }

@@ -3,9 +3,9 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::waiters::{lock, NoHandOff, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
 
@@ -45,7 +45,7 @@ fn waiters<T, E>(s: &mut State<T, E>) -> &mut WaitQueue {
 /// });
 /// ```
 pub struct AsyncResult<T, E> {
-    state: StdMutex<State<T, E>>,
+    state: Lock<State<T, E>>,
 }
 
 impl<T, E> AsyncResult<T, E> {
@@ -59,7 +59,7 @@ impl<T, E> AsyncResult<T, E> {
     /// ```
     pub const fn new() -> AsyncResult<T, E> {
         AsyncResult {
-            state: StdMutex::new(State {
+            state: Lock::new(State {
                 value: None,
                 waiters: WaitQueue::new(),
             }),
@@ -201,10 +201,7 @@ impl<T, E> AsyncResult<T, E> {
     /// assert_eq!(r.into_inner(), Some(Ok(vec![1])));
     /// ```
     pub fn into_inner(self) -> Option<Result<T, E>> {
-        self.state
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .value
+        self.state.into_inner().value
     }
 }
 

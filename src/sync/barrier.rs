@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::waiters::{lock, Node, OnCancel, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
 
@@ -58,7 +58,7 @@ impl OnCancel<State> for Withdraw {
 /// });
 /// ```
 pub struct Barrier {
-    state: StdMutex<State>,
+    state: Lock<State>,
     n: usize,
 }
 
@@ -98,7 +98,7 @@ impl Barrier {
     /// ```
     pub const fn new(n: usize) -> Barrier {
         Barrier {
-            state: StdMutex::new(State {
+            state: Lock::new(State {
                 arrived: 0,
                 waiters: WaitQueue::new(),
             }),

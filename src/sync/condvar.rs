@@ -6,6 +6,7 @@ use std::pin::pin;
 use std::sync::{LockResult, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::mutex::MutexGuard;
 use super::waiters::{lock, Node, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
@@ -84,7 +85,7 @@ impl WaitTimeoutResult {
 /// });
 /// ```
 pub struct Condvar {
-    waiters: std::sync::Mutex<WaitQueue>,
+    waiters: Lock<WaitQueue>,
 }
 
 impl Condvar {
@@ -98,7 +99,7 @@ impl Condvar {
     /// ```
     pub const fn new() -> Condvar {
         Condvar {
-            waiters: std::sync::Mutex::new(WaitQueue::new()),
+            waiters: Lock::new(WaitQueue::new()),
         }
     }
 

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering::*};
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::waiters::{lock, NoHandOff, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
 
@@ -43,7 +43,7 @@ fn same(q: &mut WaitQueue) -> &mut WaitQueue {
 /// ```
 pub struct Event {
     flag: AtomicBool,
-    waiters: StdMutex<WaitQueue>,
+    waiters: Lock<WaitQueue>,
 }
 
 impl Event {
@@ -57,7 +57,7 @@ impl Event {
     pub const fn new() -> Event {
         Event {
             flag: AtomicBool::new(false),
-            waiters: StdMutex::new(WaitQueue::new()),
+            waiters: Lock::new(WaitQueue::new()),
         }
     }
 

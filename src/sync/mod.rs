@@ -10,8 +10,8 @@
 //! waiter rather than lost.
 //!
 //! All of them queue their waiters in one FIFO waiter list (see
-//! ARCHITECTURE.md, "sync"): a lock released while others wait is handed to
-//! the longest waiter.
+//! ARCHITECTURE.md, "Waiting on each other"): a lock released while others
+//! wait is handed to the longest waiter.
 //!
 //! # Example
 //!
@@ -33,6 +33,7 @@ mod async_result;
 mod barrier;
 mod condvar;
 mod event;
+pub(crate) mod lock;
 mod mutex;
 mod reentrant;
 mod rwlock;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::*};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::waiters::{lock, Node, Spin, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
 
@@ -28,7 +29,7 @@ const HANDOFF: usize = 1;
 /// turning every unlock into a wake-up.
 pub(crate) struct RawMutex {
     state: AtomicU8,
-    queue: std::sync::Mutex<WaitQueue>,
+    queue: Lock<WaitQueue>,
 }
 
 fn same(q: &mut WaitQueue) -> &mut WaitQueue {
@@ -39,7 +40,7 @@ impl RawMutex {
     pub(crate) const fn new() -> RawMutex {
         RawMutex {
             state: AtomicU8::new(0),
-            queue: std::sync::Mutex::new(WaitQueue::new()),
+            queue: Lock::new(WaitQueue::new()),
         }
     }
 
@@ -174,6 +175,7 @@ impl Poison {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self) -> bool {
         self.failed.load(Relaxed)
     }
@@ -307,6 +309,7 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
+    #[inline]
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
         let g = MutexGuard {
             lock: self,

@@ -5,9 +5,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::pin::pin;
-use std::sync::{LockResult, Mutex as StdMutex, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::mutex::Poison;
 use super::waiters::{lock, Node, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
@@ -92,7 +93,7 @@ fn hand_on(s: &mut State, node: &Node, _: usize, wakes: &mut Wakes) {
 /// });
 /// ```
 pub struct RwLock<T: ?Sized> {
-    state: StdMutex<State>,
+    state: Lock<State>,
     poison: Poison,
     data: UnsafeCell<T>,
 }
@@ -150,7 +151,7 @@ impl<T> RwLock<T> {
     /// ```
     pub const fn new(t: T) -> RwLock<T> {
         RwLock {
-            state: StdMutex::new(State {
+            state: Lock::new(State {
                 readers: 0,
                 writer: false,
                 waiters: WaitQueue::new(),

@@ -3,9 +3,9 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::waiters::{lock, Node, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
 
@@ -82,7 +82,7 @@ fn hand_on(s: &mut State, _: &Node, token: usize, wakes: &mut Wakes) {
 /// });
 /// ```
 pub struct Semaphore {
-    state: Mutex<State>,
+    state: Lock<State>,
     /// `Some(initial)` for a [`BoundedSemaphore`].
     bound: Option<usize>,
 }
@@ -98,7 +98,7 @@ impl Semaphore {
     /// ```
     pub const fn new(permits: usize) -> Semaphore {
         Semaphore {
-            state: Mutex::new(State {
+            state: Lock::new(State {
                 permits,
                 waiters: WaitQueue::new(),
             }),
@@ -377,7 +377,7 @@ impl BoundedSemaphore {
     pub const fn new(permits: usize) -> BoundedSemaphore {
         BoundedSemaphore {
             inner: Semaphore {
-                state: Mutex::new(State {
+                state: Lock::new(State {
                     permits,
                     waiters: WaitQueue::new(),
                 }),

@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::lock::Lock;
 use super::waiters::{lock, NoHandOff, WaitQueue, Waiter, Wakes};
 use crate::runtime::task::WaitReason;
 
@@ -49,7 +50,7 @@ fn waiters(s: &mut State) -> &mut WaitQueue {
 /// });
 /// ```
 pub struct WaitGroup {
-    inner: Arc<StdMutex<State>>,
+    inner: Arc<Lock<State>>,
 }
 
 impl WaitGroup {
@@ -63,7 +64,7 @@ impl WaitGroup {
     /// ```
     pub fn new() -> WaitGroup {
         WaitGroup {
-            inner: Arc::new(StdMutex::new(State {
+            inner: Arc::new(Lock::new(State {
                 count: 1,
                 waiters: WaitQueue::new(),
             })),
