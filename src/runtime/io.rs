@@ -109,6 +109,25 @@ impl ScheduledIo {
         });
     }
 
+    /// After a call that came up short (it drained the receive buffer or
+    /// filled the send buffer): clears only the plain readable/writable bit,
+    /// unless an event came in since `observed`. Hang-up and error bits stay
+    /// set — they are final, and edge-triggered epoll will not report them
+    /// again, so the next read must still see end-of-file at once.
+    fn clear_drained(&self, observed: usize, interest: Interest) {
+        let bit = match interest {
+            Interest::Read => READABLE,
+            Interest::Write => WRITABLE,
+        };
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+            if cur >> 8 != observed >> 8 {
+                None
+            } else {
+                Some(cur & !bit)
+            }
+        });
+    }
+
     /// Whether the last event says an operation of this kind may proceed.
     fn ready(&self, interest: Interest) -> bool {
         self.readiness.load(Acquire) & interest.mask() != 0
@@ -303,8 +322,9 @@ impl IoSource {
     /// [`do_io`](IoSource::do_io) for stream reads and writes: when
     /// `drained(&result)` says the call came up short (a read that did not
     /// fill its buffer, a write that did not take all of it), the socket is
-    /// known to be drained (full), so the readiness is cleared as after
-    /// `WouldBlock` and the next call parks without trying.
+    /// known to be drained (full), so its readable (writable) bit is cleared
+    /// and the next call parks without trying; hang-up and error bits stay,
+    /// so end-of-file after a short read is still seen at once.
     pub(crate) fn do_io_drained<R>(
         &self,
         interest: Interest,
@@ -335,7 +355,7 @@ impl IoSource {
                     Ok(v) => {
                         if let (Some(obs), Some(r)) = (observed, &reg) {
                             if drained(&v) {
-                                r.io.clear(obs, interest);
+                                r.io.clear_drained(obs, interest);
                             }
                         }
                         return Ok(v);
