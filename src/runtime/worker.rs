@@ -17,7 +17,7 @@
 //! - Everything in [`WorkerCtx`] and a task's `local` is touched only by the
 //!   worker's own thread. Other threads learn about a worker's green threads
 //!   by asking it (a census, see [`Shared::census`]) or, for the one it runs
-//!   now, through [`WorkerStats::running_name`] under the `readers` protocol.
+//!   now, through [`WorkerShared::running_name`] under the `readers` protocol.
 //! - Statistics in [`WorkerStats`] are written only by their worker (plain
 //!   load + store, no read-modify-write), so counting costs no contention.
 
@@ -79,11 +79,10 @@ impl<T> std::ops::Deref for CachePadded<T> {
 pub(crate) struct WorkerStats {
     /// Incremented each time the worker resumes a task (stuck-worker monitor).
     pub(crate) switches: AtomicU64,
-    /// Id of the task running now, 0 when none.
-    pub(crate) running: AtomicU64,
-    /// The running task's `name` field, null when none. Read by other threads
-    /// only under the `readers` protocol (see [`WorkerShared::running_name`]).
-    running_name: AtomicPtr<Option<Box<str>>>,
+    /// The task running now, null when none. Other threads compare it, and
+    /// read through it only under the `readers` protocol (see
+    /// [`WorkerShared::running_name`]).
+    pub(crate) running: AtomicPtr<Task>,
     /// Green threads spawned from this worker's thread into its runtime.
     pub(crate) spawned: AtomicU64,
     /// Green threads that finished on this worker.
@@ -144,19 +143,16 @@ impl WorkerShared {
     /// (it keeps it in its limbo): a reader announces itself, then reads the
     /// pointer; the worker clears the pointer, then checks for readers
     /// (SeqCst on both sides), so one of them sees the other.
-    pub(crate) fn running_name(&self) -> Option<(u64, String)> {
+    /// Returns the task's address (as `stats.running` holds it) and name.
+    pub(crate) fn running_name(&self) -> Option<(usize, String)> {
         self.readers.fetch_add(1, SeqCst);
-        let id = self.stats.running.load(SeqCst);
-        let p = self.stats.running_name.load(SeqCst);
-        // SAFETY: a non-null pointer is the `name` field of a task that has
-        // not been freed: the worker frees finished tasks only when no reader
-        // is counted after it cleared this pointer (protocol above).
-        let name = unsafe { p.as_ref() }.map(|n| match n {
-            Some(n) => n.to_string(),
-            None => format!("green-{id}"),
-        });
+        let p = self.stats.running.load(SeqCst);
+        // SAFETY: a non-null pointer is a task that has not been freed: the
+        // worker frees finished tasks only when no reader is counted after it
+        // cleared this pointer (protocol above).
+        let name = unsafe { p.as_ref() }.map(Task::display_name);
         self.readers.fetch_sub(1, Release);
-        Some((id, name?))
+        Some((p as usize, name?))
     }
 }
 
@@ -635,7 +631,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         events: mio::Events::with_capacity(1024),
         due: Vec::new(),
         new_ahead: VecDeque::with_capacity(NEW_AHEAD + 1),
-        tick: 0,
+        until_maintenance: MAINTENANCE_INTERVAL,
         new_streak: 0,
         swept: false,
         census_seen: 0,
@@ -656,7 +652,8 @@ struct Worker<'a> {
     /// The next few unstarted tasks, taken out of `new` so that their memory
     /// can be prefetched before they run (see `next_task`).
     new_ahead: VecDeque<TaskRef>,
-    tick: u32,
+    /// Tasks to run before the next maintenance pass.
+    until_maintenance: u32,
     new_streak: u32,
     /// Killed every registered task after shutdown began.
     swept: bool,
@@ -676,8 +673,9 @@ impl Worker<'_> {
                     }
                     Next::Ready(p) => self.run_task(p),
                 }
-                self.tick = self.tick.wrapping_add(1);
-                if self.tick % MAINTENANCE_INTERVAL == 0 {
+                self.until_maintenance -= 1;
+                if self.until_maintenance == 0 {
+                    self.until_maintenance = MAINTENANCE_INTERVAL;
                     self.maintenance(Some(Duration::ZERO));
                 }
                 continue;
@@ -738,16 +736,21 @@ impl Worker<'_> {
         !self.new_ahead.is_empty() || !self.ctx.new.is_empty()
     }
 
-    /// The next unstarted task, keeping NEW_AHEAD more taken out of `new`
-    /// with their memory prefetched.
+    /// The next unstarted task, keeping up to NEW_AHEAD more taken out of
+    /// `new` with their memory prefetched.
     #[inline]
     fn take_new(&mut self) -> Option<TaskRef> {
-        while self.new_ahead.len() <= NEW_AHEAD {
-            let Some(t) = self.ctx.new.pop() else { break };
-            prefetch_range(&*t as *const Task as usize, HEADER_PREFETCH);
-            self.new_ahead.push_back(t);
+        let t = match self.new_ahead.pop_front() {
+            Some(t) => t,
+            None => self.ctx.new.pop()?,
+        };
+        while self.new_ahead.len() < NEW_AHEAD && !self.ctx.new.is_empty() {
+            let Some(next) = self.ctx.new.pop() else {
+                break;
+            };
+            prefetch_range(&*next as *const Task as usize, HEADER_PREFETCH);
+            self.new_ahead.push_back(next);
         }
-        let t = self.new_ahead.pop_front()?;
         if let Some(next) = self.new_ahead.front() {
             // SAFETY: an unstarted task this worker holds alone (in
             // `new_ahead`); only reading where its stack is.
@@ -1016,21 +1019,19 @@ impl Worker<'_> {
             unreachable!("a started task has a coroutine");
         };
         bump(&stats.switches);
-        stats.running.store(task.id, Relaxed);
         stats
-            .running_name
-            .store(&task.name as *const _ as *mut _, Relaxed);
-        let greenlets = std::mem::take(unsafe { &mut task.local_mut().greenlets });
-        let outer = crate::greenlet::swap_thread_state(greenlets);
+            .running
+            .store(task as *const Task as *mut Task, Relaxed);
+        // The task's greenlet state goes in for the resume (the worker's own,
+        // empty, waits in its place) and comes back out after.
+        unsafe { task.local_mut() }.greenlets.swap_with_running();
         let result = {
             let _enter = EnterTask::new(task);
             let _stack = OnRecord::enter(record);
             co.resume(())
         };
-        let greenlets = crate::greenlet::swap_thread_state(outer);
-        unsafe { task.local_mut().greenlets = greenlets };
-        stats.running_name.store(std::ptr::null_mut(), Release);
-        stats.running.store(0, Relaxed);
+        unsafe { task.local_mut() }.greenlets.swap_with_running();
+        stats.running.store(std::ptr::null_mut(), Release);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
                 task.state.store(SCHEDULED, Relaxed);
