@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use greenhouse::generator::Generator;
 use greenhouse::greenlet::{self, Greenlet};
 use greenhouse::stack;
@@ -207,10 +207,164 @@ fn create_run_drop(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` greenlet round trips main → child → main, for callgrind.
+#[inline(never)]
+fn greenlet_round_trips(child: &Greenlet<u64>, n: u64) -> u64 {
+    let mut v = 0u64;
+    for _ in 0..n {
+        v = child.switch(black_box(v)).unwrap();
+    }
+    v
+}
+
+/// `n` raw corosensei round trips, for callgrind.
+#[inline(never)]
+fn raw_round_trips(raw: &mut Coroutine<u64, u64, (), DefaultStack>, n: u64) -> u64 {
+    let mut v = 0u64;
+    for _ in 0..n {
+        let r: Result<u64, ()> = match raw.resume(black_box(v)) {
+            CoroutineResult::Yield(n) => Ok(n),
+            CoroutineResult::Return(()) => Err(()),
+        };
+        v = r.unwrap();
+    }
+    v
+}
+
+/// `n` calls of `Generator::next`, for callgrind.
+#[inline(never)]
+fn generator_nexts(gen: &mut Generator<u64>, n: u64) {
+    for _ in 0..n {
+        black_box(gen.next());
+    }
+}
+
+/// `GREENLET_CALLGRIND=N valgrind --tool=callgrind <bench binary>`: N
+/// iterations of each loop above, each in a function of its own (the child
+/// and the generator are started beforehand), so
+/// `callgrind_annotate --inclusive=yes` divided by N gives instructions per
+/// iteration. Instruction counts are repeatable on a loaded machine where
+/// times are not.
+fn callgrind_loops(n: u64) {
+    let child = Greenlet::new(|mut v: u64| {
+        let main = greenlet::current::<u64>().parent().unwrap();
+        loop {
+            v = main.switch(v + 1).unwrap();
+        }
+    })
+    .unwrap();
+    child.switch(0).unwrap();
+    black_box(greenlet_round_trips(&child, n));
+    let mut raw = raw_echo();
+    black_box(raw_round_trips(&mut raw, n));
+    let mut gen = Generator::new(|y| {
+        let mut n = 0u64;
+        loop {
+            y.yield_(n);
+            n += 1;
+        }
+    })
+    .unwrap();
+    gen.next();
+    generator_nexts(&mut gen, n);
+}
+
+/// `GREENLET_MIN_OF=ROUNDS <bench binary>`: the round-trip and `next()`
+/// loops above, greenhouse and raw interleaved, 1M iterations per round,
+/// printing the minimum thread-CPU time per iteration over the rounds. A
+/// quick, steady comparison while iterating on the switch (the minimum
+/// drops the rounds another process disturbed).
+fn min_of_rounds(rounds: u32) {
+    let child = Greenlet::new(|mut v: u64| {
+        let main = greenlet::current::<u64>().parent().unwrap();
+        loop {
+            v = main.switch(v + 1).unwrap();
+        }
+    })
+    .unwrap();
+    child.switch(0).unwrap();
+    let mut raw = raw_echo();
+    let mut gen = Generator::new(|y| {
+        let mut n = 0u64;
+        loop {
+            y.yield_(n);
+            n += 1;
+        }
+    })
+    .unwrap();
+    let mut raw_gen = Coroutine::with_stack(
+        DefaultStack::new(stack::DEFAULT_STACK_SIZE).unwrap(),
+        |y: &Yielder<(), u64>, ()| {
+            let mut n = 0u64;
+            loop {
+                y.suspend(n);
+                n += 1;
+            }
+        },
+    );
+    const N: u64 = 1_000_000;
+    let per = |f: &mut dyn FnMut()| {
+        let t = thread_cpu_ns();
+        f();
+        (thread_cpu_ns() - t) as f64 / N as f64
+    };
+    let mut best = [f64::MAX; 4];
+    for _ in 0..rounds {
+        let times = [
+            per(&mut || {
+                black_box(greenlet_round_trips(&child, N));
+            }),
+            per(&mut || {
+                black_box(raw_round_trips(&mut raw, N));
+            }),
+            per(&mut || generator_nexts(&mut gen, N)),
+            per(&mut || {
+                for _ in 0..N {
+                    black_box(match raw_gen.resume(()) {
+                        CoroutineResult::Yield(n) => Some(n),
+                        CoroutineResult::Return(()) => None,
+                    });
+                }
+            }),
+        ];
+        for (b, t) in best.iter_mut().zip(times) {
+            *b = b.min(t);
+        }
+    }
+    println!(
+        "switch round trip {:.2} ns, raw {:.2} ns: {:.2}x; next() {:.2} ns, raw {:.2} ns: {:.2}x",
+        best[0],
+        best[1],
+        best[0] / best[1],
+        best[2],
+        best[3],
+        best[2] / best[3]
+    );
+}
+
 criterion_group!(benches, switch_round_trip, generator_next, create_run_drop);
 criterion_group! {
     name = cpu_time;
     config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = switch_round_trip_cpu_time, generator_next_cpu_time
 }
-criterion_main!(benches, cpu_time);
+
+fn main() {
+    if let Some(n) = std::env::var("GREENLET_CALLGRIND")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        callgrind_loops(n);
+        return;
+    }
+    if let Some(rounds) = std::env::var("GREENLET_MIN_OF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        min_of_rounds(rounds);
+        return;
+    }
+    benches();
+    cpu_time();
+    Criterion::default().configure_from_args().final_summary();
+}

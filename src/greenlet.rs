@@ -152,7 +152,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::stack::{self, OnRecord, StackRecord};
+use crate::stack::{self, Nested, RecordOnly, StackRecord};
 
 /// What a switch hands over, in one machine word, so that corosensei passes
 /// it in a register and nobody copies a multi-word enum through memory on
@@ -494,9 +494,12 @@ const UNNAMED: &str = "<unnamed greenlet>";
 /// One greenlet, shared by its handles, its children (as their parent) and
 /// the trampoline (while resumed).
 struct Inner {
-    /// The context (thread or green thread) it belongs to.
-    ctx: u64,
-    state: Cell<State>,
+    /// The context (thread or green thread) it belongs to and its state, in
+    /// one word: `context id << 2 | state code` ([`gate`]). A switch compares
+    /// it with its context's `open` word: one comparison says that the
+    /// target is a suspended greenlet of the running context and that the
+    /// running greenlet may switch (the fast path).
+    gate: Cell<u64>,
     /// `None` only for a main greenlet.
     parent: RefCell<Option<Rc<Inner>>>,
     /// `None` for a main greenlet and once finished.
@@ -527,10 +530,49 @@ struct Inner {
     dying: bool,
 }
 
+/// State codes in the low two bits of [`Inner::gate`].
+const NOT_STARTED: u64 = 0;
+const RUNNING: u64 = 1;
+const SUSPENDED: u64 = 2;
+const DEAD: u64 = 3;
+
+/// The gate word of a greenlet of context `ctx` in state `code`. Context ids
+/// start at 1, so no greenlet's gate is 0.
+#[inline(always)]
+const fn gate(ctx: u64, code: u64) -> u64 {
+    ctx << 2 | code
+}
+
 impl Inner {
     #[inline(always)]
     fn is_main(&self) -> bool {
         self.record.is_none()
+    }
+
+    /// The id of the context it belongs to.
+    #[inline(always)]
+    fn ctx(&self) -> u64 {
+        self.gate.get() >> 2
+    }
+
+    #[inline(always)]
+    fn state(&self) -> State {
+        match self.gate.get() & 3 {
+            NOT_STARTED => State::NotStarted,
+            RUNNING => State::Running,
+            SUSPENDED => State::Suspended,
+            _ => State::Dead,
+        }
+    }
+
+    #[inline(always)]
+    fn is_dead(&self) -> bool {
+        self.gate.get() & 3 == DEAD
+    }
+
+    #[inline(always)]
+    fn set_state(&self, code: u64) {
+        self.gate.set(self.gate.get() & !3 | code);
     }
 
     fn name(&self) -> &str {
@@ -541,7 +583,7 @@ impl Inner {
     /// Chains end in a main greenlet, which never dies.
     #[inline(always)]
     fn first_live(this: &Rc<Inner>) -> Rc<Inner> {
-        if this.state.get() != State::Dead {
+        if !this.is_dead() {
             return this.clone();
         }
         Inner::first_live_ancestor(this)
@@ -550,7 +592,7 @@ impl Inner {
     #[cold]
     fn first_live_ancestor(this: &Rc<Inner>) -> Rc<Inner> {
         let mut g = this.clone();
-        while g.state.get() == State::Dead {
+        while g.is_dead() {
             let parent = g.parent.borrow().clone();
             match parent {
                 Some(p) => g = p,
@@ -570,7 +612,7 @@ impl Drop for Inner {
         let Some(mut coro) = self.coro.get_mut().take() else {
             return;
         };
-        if self.state.get() == State::NotStarted {
+        if self.state() == State::NotStarted {
             // Drops the closure (and what it captured) without running it;
             // corosensei does this on the current stack.
             coro.force_unwind();
@@ -581,8 +623,7 @@ impl Drop for Inner {
         // as a stand-in greenlet (same stack, name and context) that is
         // current while it unwinds and cannot switch away.
         let ghost = Rc::new(Inner {
-            ctx: self.ctx,
-            state: Cell::new(State::Suspended),
+            gate: Cell::new(gate(self.ctx(), SUSPENDED)),
             parent: RefCell::new(None),
             coro: RefCell::new(Some(coro)),
             yielder: Cell::new(self.yielder.get()),
@@ -600,16 +641,26 @@ impl Drop for Inner {
         // the thread's locals are being destroyed there may be no context to
         // borrow: a throwaway one does.)
         let ctx = context().unwrap_or_else(|_| Context::new());
-        let (prev, main_state) = (ctx.current.get(), ctx.main.state.get());
+        let (prev, main_gate) = (ctx.current.get(), ctx.main.gate.get());
+        // Closed while the stand-in is current: its switches take the slow
+        // path, which refuses them.
+        let open = ctx.open.replace(0);
         // A dying greenlet's switch unwinds again or fails; it never
         // suspends, but if it somehow did, keep unwinding. Whatever it ends
         // with (normally Exit) has nobody to go to.
-        while let CoroutineResult::Yield(out) = resume_greenlet(&ctx, &ghost, Transfer::throw()) {
-            drop(out);
+        {
+            // `ctx` may be a throwaway context that `running_record` cannot
+            // see: install the stand-in's overflow record the long way.
+            let _record = ghost.record.as_ref().map(RecordOnly::enter);
+            while let CoroutineResult::Yield(out) = resume_greenlet(&ctx, &ghost, Transfer::throw())
+            {
+                drop(out);
+            }
         }
         ctx.current.set(prev);
-        ctx.main.state.set(main_state);
-        ghost.state.set(State::Dead);
+        ctx.main.gate.set(main_gate);
+        ctx.open.set(open);
+        ghost.set_state(DEAD);
         let coro = ghost.coro.borrow_mut().take();
         if let Some(coro) = coro {
             stack::give(coro.into_stack());
@@ -620,6 +671,16 @@ impl Drop for Inner {
 /// The greenlet state of one thread or green thread.
 struct Context {
     id: u64,
+    /// The gate of a suspended greenlet of this context (`gate(id,
+    /// SUSPENDED)`).
+    suspended: u64,
+    /// The gate of its running greenlet (`gate(id, RUNNING)`).
+    running: u64,
+    /// `suspended` while the running greenlet may switch by the fast path
+    /// (a target whose gate equals it is a suspended greenlet of this
+    /// context); 0, which is no greenlet's gate, while a dropped greenlet's
+    /// stand-in is current (it may not switch).
+    open: Cell<u64>,
     /// The implicit main greenlet.
     main: Rc<Inner>,
     /// The running greenlet. Not counted: it is always kept alive by someone
@@ -634,8 +695,7 @@ impl Context {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let main = Rc::new(Inner {
-            ctx: id,
-            state: Cell::new(State::Running),
+            gate: Cell::new(gate(id, RUNNING)),
             parent: RefCell::new(None),
             coro: RefCell::new(None),
             yielder: Cell::new(ptr::null()),
@@ -649,6 +709,9 @@ impl Context {
         });
         Rc::new(Context {
             id,
+            suspended: gate(id, SUSPENDED),
+            running: gate(id, RUNNING),
+            open: Cell::new(gate(id, SUSPENDED)),
             current: Cell::new(Rc::as_ptr(&main)),
             main,
         })
@@ -817,6 +880,17 @@ fn context() -> Result<Rc<Context>, SwitchError> {
     }
 }
 
+/// The overflow handler's way to the record of the running greenlet's stack
+/// (see `stack::set_record_finder`): `None` while a main greenlet runs. Only
+/// reads memory, as a signal handler may.
+fn running_record() -> Option<StackRecord> {
+    let ctx = STATE.try_with(|s| s.get()).ok()?;
+    // SAFETY: STATE is null or owns a count of a live context, and its
+    // `current` points to a live greenlet (see `Context::current`); both are
+    // written by this thread only, which the signal interrupted.
+    unsafe { ctx.as_ref() }?.current().record
+}
+
 /// Returns a handle to the running greenlet: the main greenlet of this thread
 /// (or green thread) when no other is running. `T` is the value type the
 /// handle switches with (see the [module docs](self#values-and-types)).
@@ -893,7 +967,7 @@ impl<T: 'static> fmt::Debug for Greenlet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Greenlet")
             .field("name", &self.inner.name())
-            .field("state", &self.inner.state.get())
+            .field("state", &self.inner.state())
             .finish()
     }
 }
@@ -993,6 +1067,7 @@ impl Builder {
             io::Error::other("greenhouse: cannot create a greenlet while the thread is exiting")
         })?;
         let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
+        stack::set_record_finder(running_record);
         let name = self.name.map(String::into_boxed_str);
         // The record points at the name's bytes, which stay put when the
         // box moves into the greenlet below.
@@ -1002,8 +1077,7 @@ impl Builder {
             entry(y, first, f)
         });
         let inner = Rc::new(Inner {
-            ctx: ctx.id,
-            state: Cell::new(State::NotStarted),
+            gate: Cell::new(gate(ctx.id, NOT_STARTED)),
             parent: RefCell::new(Some(ctx.current_rc())),
             coro: RefCell::new(Some(coro)),
             yielder: Cell::new(ptr::null()),
@@ -1045,6 +1119,41 @@ fn entry<T: 'static, F: FnOnce(T) -> T>(y: &CoroYielder, first: Transfer, f: F) 
     )
 }
 
+/// Runs `slow`, an out-of-line slow path, so that its result need not be
+/// merged in memory with an inlined fast path's `Ok(value)`.
+///
+/// A `Result<T, SwitchError>` is returned through memory (`SwitchError` is
+/// five words), so where an inlined fast path's `Ok(v)` and a slow path's
+/// result meet, the compiler built the `Result` on the stack and the
+/// caller's `unwrap` read it back: two store-to-load round trips on the
+/// value's path in every switch, which is most of a switch's latency. Here
+/// the slow path hands back an `Option<T>` (in registers for small `T`) and
+/// parks an error in `err`, and the `Result` is built after the merge.
+#[inline(always)]
+fn in_registers<T>(slow: impl FnOnce() -> Result<T, SwitchError>) -> Result<T, SwitchError> {
+    let mut err = None;
+    match split(slow, &mut err) {
+        Some(v) => Ok(v),
+        None => Err(err.expect("a slow path without a value leaves an error")),
+    }
+}
+
+/// The out-of-line half of [`in_registers`]: runs the slow path (inlined
+/// here) and splits its result.
+#[inline(never)]
+fn split<T>(
+    slow: impl FnOnce() -> Result<T, SwitchError>,
+    err: &mut Option<SwitchError>,
+) -> Option<T> {
+    match slow() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            *err = Some(e);
+            None
+        }
+    }
+}
+
 /// Turns what a pending switch received into its result.
 #[inline(always)]
 fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
@@ -1057,7 +1166,7 @@ fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
         // is the one receiving. Nothing else reads the slot.
         return Ok(unsafe { got.take_value::<T>() });
     }
-    receive_other(got)
+    in_registers(move || receive_other(got))
 }
 
 /// [`receive`] for everything but a switched value.
@@ -1128,7 +1237,7 @@ fn hand_over<T: 'static>(
     }
     // A child: suspend to the trampoline with "go to `target`".
     let yielder = current.yielder.get();
-    current.state.set(State::Suspended);
+    current.gate.set(ctx.suspended);
     current.next.set(target);
     // SAFETY: `yielder` was set by this greenlet's entry and points into its
     // own coroutine stack, which lives until the coroutine returns; the
@@ -1171,36 +1280,61 @@ fn counted(g: &Inner) -> Rc<Inner> {
 
 /// Resumes `target` (a live, non-main greenlet, current from now on) with
 /// `transfer` until it suspends or returns, with its stack recorded as the
-/// running one; `current` is `ctx`'s main greenlet again afterwards. The
-/// only caller of corosensei's `resume` for greenlets, so the compiler
-/// inlines that here, and not generic, so there is one copy.
+/// running one; `current` is `ctx`'s main greenlet again afterwards. One
+/// out-of-line copy for the slow paths ([`resume_inline`] is the fast
+/// path's).
 #[inline(never)]
 fn resume_greenlet(
     ctx: &Context,
     target: &Inner,
     transfer: Transfer,
 ) -> CoroutineResult<Transfer, Transfer> {
+    resume_inline(ctx, target, transfer)
+}
+
+/// [`resume_greenlet`], inlined into the switch fast path so that
+/// corosensei's `resume` is instantiated and inlined there too, and the
+/// registers its context switch clobbers are saved once by the caller's
+/// loop rather than on every call.
+#[inline(always)]
+fn resume_inline(
+    ctx: &Context,
+    target: &Inner,
+    transfer: Transfer,
+) -> CoroutineResult<Transfer, Transfer> {
     let main = &*ctx.main;
-    main.state.set(State::Suspended);
+    main.gate.set(ctx.suspended);
     ctx.current.set(target);
-    target.state.set(State::Running);
+    target.gate.set(ctx.running);
     let result = {
-        let mut coro = target.coro.borrow_mut();
+        // SAFETY: the coroutine of a greenlet is borrowed only here, while
+        // the greenlet runs (from just above until `resume` returns), and by
+        // `finished`, `prepare_unusual` and `Inner::drop`, for greenlets that
+        // do not run (returned, unstarted, dropped). Callers resume only a
+        // greenlet that is not running: the fast path checks that its target
+        // is suspended; the slow paths resume the target of a switch (not the
+        // running greenlet, of the running context: every other greenlet of
+        // it is suspended or unstarted) or the next one the trampoline picks
+        // (likewise). So this is the only borrow. (A `RefCell` checked it
+        // again on every switch.)
+        let coro = unsafe { &mut *target.coro.as_ptr() };
         let coro = coro
             .as_mut()
             .expect("greenhouse: a live greenlet has a coroutine");
-        let _on = OnRecord::enter(target.record.as_ref().expect("not main"));
+        // Counted in `stack::depth()`; the overflow handler finds the stack's
+        // record through `running_record`.
+        let _nested = Nested::enter();
         coro.resume(transfer)
     };
     ctx.current.set(main);
-    main.state.set(State::Running);
+    main.gate.set(ctx.running);
     result
 }
 
 /// Marks `target`, whose coroutine just returned, dead, frees its stack and
 /// returns where its result goes: its first live ancestor.
 fn finished(target: &Inner) -> Rc<Inner> {
-    target.state.set(State::Dead);
+    target.set_state(DEAD);
     if let Some(coro) = target.coro.borrow_mut().take() {
         stack::give(coro.into_stack());
     }
@@ -1227,6 +1361,17 @@ fn main_switch<T: 'static>(
     }
     // A value: its sender (the caller) checked the type; start or resume.
     let result = resume_greenlet(ctx, target, transfer);
+    main_received(ctx, target, result)
+}
+
+/// What the main greenlet receives after resuming `target` with a value:
+/// at once if `target` switched a value back to it, else out of line.
+#[inline(always)]
+fn main_received<T: 'static>(
+    ctx: &Context,
+    target: &Inner,
+    result: CoroutineResult<Transfer, Transfer>,
+) -> Result<T, SwitchError> {
     if let CoroutineResult::Yield(tr) = &result {
         if tr.is_value() && ptr::eq(target.next.get(), Rc::as_ptr(&ctx.main)) {
             let CoroutineResult::Yield(tr) = result else {
@@ -1237,12 +1382,12 @@ fn main_switch<T: 'static>(
             return Ok(unsafe { tr.take_value::<T>() });
         }
     }
-    after_resume(ctx, target, result)
+    in_registers(move || after_resume(ctx, target, result))
 }
 
 /// [`main_switch`] after a resume that did not end in a value for the main
 /// greenlet.
-#[inline(never)]
+#[inline(always)]
 fn after_resume<T: 'static>(
     ctx: &Context,
     target: &Inner,
@@ -1370,12 +1515,12 @@ fn prepare_unusual(target: Rc<Inner>, mut transfer: Transfer) -> Prepared {
             found,
         });
     }
-    if target.state.get() != State::NotStarted {
+    if target.state() != State::NotStarted {
         return Prepared::Resume(target, transfer);
     }
     // Killed (or handed an error) before it ever ran: drop its closure
     // without running it, and pass the ending on up.
-    target.state.set(State::Dead);
+    target.set_state(DEAD);
     let coro = target.coro.borrow_mut().take();
     if let Some(mut coro) = coro {
         coro.force_unwind();
@@ -1461,9 +1606,46 @@ impl<T: 'static> Greenlet<T> {
     #[cfg_attr(debug_assertions, inline)]
     #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn switch(&self, value: T) -> Result<T, SwitchError> {
+        let target = &*self.inner;
+        let ctx = STATE.with(|s| s.get());
+        // SAFETY: STATE's pointer is null or alive while we run (see
+        // `context_ptr`).
+        if let Some(ctx) = unsafe { ctx.as_ref() } {
+            // The fast path. Equal gates: the target is a suspended greenlet
+            // of the running context (so not dead, not unstarted, not the
+            // running one) and the running greenlet is not a dying stand-in;
+            // with the type check, every check that could refuse the switch
+            // has passed, except the stack check of a running child.
+            if target.gate.get() == ctx.open.get() && target.awaiting.get() == TypeId::of::<T>() {
+                let current = ctx.current();
+                if current.is_main() {
+                    current.awaiting.set(TypeId::of::<T>());
+                    current.awaiting_name.set(type_name::<T>);
+                    let mut slot = ValueSlot(MaybeUninit::new(value));
+                    // From here the value belongs to the receiver.
+                    let result = resume_inline(ctx, target, Transfer::value(&mut slot));
+                    return main_received(ctx, target, result);
+                }
+                if on_own_stack(current) {
+                    let mut slot = ValueSlot(MaybeUninit::new(value));
+                    // From here the value belongs to the receiver.
+                    return hand_over(ctx, current, target, Transfer::value(&mut slot));
+                }
+            }
+        }
+        in_registers(move || self.switch_slow(value))
+    }
+
+    /// [`switch`](Self::switch) with every check spelled out, for all that
+    /// the fast path does not take: a context to create, another context's
+    /// greenlet, a dying stand-in, dead, unstarted or running targets, a
+    /// type mismatch, a foreign stack. Runs out of line (see
+    /// [`in_registers`]).
+    #[inline(always)]
+    fn switch_slow(&self, value: T) -> Result<T, SwitchError> {
         // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
         let ctx = unsafe { &*context_ptr()? };
-        if self.inner.ctx != ctx.id {
+        if self.inner.ctx() != ctx.id {
             return Err(SwitchError::WrongThread);
         }
         let current = ctx.current();
@@ -1473,7 +1655,7 @@ impl<T: 'static> Greenlet<T> {
         // `self` keeps its greenlet alive for the call; an ancestor of a
         // dead one is kept by `ancestor`.
         let ancestor;
-        let target: &Inner = if self.inner.state.get() != State::Dead {
+        let target: &Inner = if !self.inner.is_dead() {
             &self.inner
         } else {
             ancestor = Inner::first_live(&self.inner);
@@ -1527,7 +1709,7 @@ impl<T: 'static> Greenlet<T> {
     pub fn throw(&self) -> Result<T, SwitchError> {
         // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
         let ctx = unsafe { &*context_ptr()? };
-        if self.inner.ctx != ctx.id {
+        if self.inner.ctx() != ctx.id {
             return Err(SwitchError::WrongThread);
         }
         if self.inner.is_main() {
@@ -1537,7 +1719,7 @@ impl<T: 'static> Greenlet<T> {
         if current.dying {
             return dying_switch();
         }
-        let (target, transfer) = if self.inner.state.get() == State::Dead {
+        let (target, transfer) = if self.inner.is_dead() {
             // greenlet: a GreenletExit thrown into a dead greenlet becomes a
             // GreenletExit value for its first live ancestor.
             let target = Inner::first_live(&self.inner);
@@ -1583,7 +1765,7 @@ impl<T: 'static> Greenlet<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn kill(&self) -> Result<Option<T>, SwitchError> {
-        if self.inner.state.get() == State::Dead {
+        if self.inner.is_dead() {
             return Ok(None);
         }
         match self.throw() {
@@ -1603,7 +1785,7 @@ impl<T: 'static> Greenlet<T> {
     /// assert_eq!(greenlet::current::<()>().state(), State::Running);
     /// ```
     pub fn state(&self) -> State {
-        self.inner.state.get()
+        self.inner.state()
     }
 
     /// Whether this greenlet is dead: its closure returned, panicked or was
@@ -1696,7 +1878,7 @@ impl<T: 'static> Greenlet<T> {
         if self.inner.is_main() {
             return Err(ParentError::MainGreenlet);
         }
-        if parent.inner.ctx != self.inner.ctx {
+        if parent.inner.ctx() != self.inner.ctx() {
             return Err(ParentError::WrongThread);
         }
         let mut p = Some(parent.inner.clone());

@@ -30,7 +30,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use corosensei::stack::StackPointer;
 
@@ -167,6 +167,9 @@ pub(crate) struct Stack {
     low: usize,
     /// Usable bytes above the guard page.
     size: usize,
+    /// The top of the mapping, `low + page + size`: kept rather than
+    /// computed because corosensei asks for it on every resume.
+    base: StackPointer,
 }
 
 impl Stack {
@@ -193,6 +196,7 @@ impl Stack {
         let stack = Stack {
             low: low as usize,
             size,
+            base: StackPointer::new(low as usize + len).expect("a mapping does not end at 0"),
         };
         // SAFETY: [low + page, low + len) lies inside the mapping made above,
         // which this function owns; on failure `stack` is dropped and unmapped.
@@ -255,10 +259,10 @@ impl Drop for Stack {
 // whole life (mapped in `map`, unmapped in `drop`); base is the top of the
 // mapping and limit its bottom, guard page included, as corosensei requires.
 unsafe impl corosensei::stack::Stack for Stack {
-    // Inlined: corosensei calls `base` on every resume.
-    #[inline]
+    // Inlined and stored: corosensei calls `base` on every resume.
+    #[inline(always)]
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.low + page_size() + self.size).expect("stack base is non-zero")
+        self.base
     }
 
     #[inline]
@@ -573,6 +577,69 @@ impl Drop for OnRecord<'_> {
     }
 }
 
+/// While alive, counts one more coroutine stack in [`depth`] without
+/// installing an overflow record: for greenlets, whose records the overflow
+/// handler finds through [`set_record_finder`]. Entering stores the
+/// incremented depth and leaving stores back the value it replaced: plain
+/// stores, where an increment and a decrement of the thread-local on every
+/// switch made a chain of dependent read-modify-writes through memory from
+/// one switch to the next.
+pub(crate) struct Nested {
+    prev: usize,
+}
+
+impl Nested {
+    #[inline(always)]
+    pub(crate) fn enter() -> Nested {
+        let prev = DEPTH.with(|d| d.replace(d.get() + 1));
+        Nested { prev }
+    }
+}
+
+impl Drop for Nested {
+    #[inline(always)]
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.prev));
+    }
+}
+
+/// While alive, installs `record` for the overflow handler without counting
+/// a stack in [`depth`] (for a resume that [`Nested`] counts already).
+pub(crate) struct RecordOnly<'a> {
+    prev: *const Running,
+    _record: PhantomData<&'a StackRecord>,
+}
+
+impl<'a> RecordOnly<'a> {
+    pub(crate) fn enter(record: &'a StackRecord) -> RecordOnly<'a> {
+        RecordOnly {
+            prev: RUNNING.with(|r| r.replace(&record.0)),
+            _record: PhantomData,
+        }
+    }
+}
+
+impl Drop for RecordOnly<'_> {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(self.prev));
+    }
+}
+
+/// The second place the overflow handler looks for the running stack's
+/// record, when the fault is not in the guard page of the one installed in
+/// `RUNNING`: a function of the greenlet layer that returns the running
+/// greenlet's record. Greenlets install none on each switch (the running
+/// greenlet is already written down by the switch), which keeps the switch
+/// short.
+static RECORD_FINDER: OnceLock<fn() -> Option<StackRecord>> = OnceLock::new();
+
+/// Registers `finder` as the overflow handler's second source of records
+/// (the first registration wins; there is one greenlet layer). `finder`
+/// runs inside the signal handler: it may only read memory.
+pub(crate) fn set_record_finder(finder: fn() -> Option<StackRecord>) {
+    let _ = RECORD_FINDER.set(finder);
+}
+
 static INSTALL: Once = Once::new();
 static mut PREV_SEGV: libc::sigaction = unsafe_zeroed_sigaction();
 static mut PREV_BUS: libc::sigaction = unsafe_zeroed_sigaction();
@@ -704,7 +771,16 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         // SAFETY: a non-null RUNNING points to a record that stays valid
         // while installed (see RUNNING).
         .map_or(NOT_RUNNING, |p| unsafe { *p });
-    if running.guard_low != 0 && addr >= running.guard_low && addr < running.guard_high {
+    let in_guard = |r: &Running| r.guard_low != 0 && addr >= r.guard_low && addr < r.guard_high;
+    let running = if in_guard(&running) {
+        running
+    } else {
+        RECORD_FINDER
+            .get()
+            .and_then(|find| find())
+            .map_or(NOT_RUNNING, |r| r.0)
+    };
+    if in_guard(&running) {
         use std::fmt::Write;
         // SAFETY: name_ptr/name_len were taken from a &str that the OnStack
         // contract keeps alive while this stack is running.

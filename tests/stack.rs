@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
 use greenhouse::generator::Builder as GenBuilder;
-use greenhouse::greenlet::{Builder, Greenlet};
+use greenhouse::greenlet::{self, Builder, Greenlet};
 
 const CHILD_ENV: &str = "GREENHOUSE_STACK_TEST_CHILD";
 
@@ -68,6 +68,70 @@ fn overflow_helper() {
             .unwrap();
             let _ = outer.switch(0);
         }
+        "resumed" => {
+            // Overflow on a later resume, not the first: the switch's fast
+            // path records no stack; the handler finds the running greenlet.
+            let g = Builder::new()
+                .name("resumed-greenlet")
+                .stack_size(64 * 1024)
+                .create(|n: u64| {
+                    let main = greenlet::current::<u64>().parent().unwrap();
+                    let n = main.switch(n + 1).unwrap();
+                    let n = main.switch(n + 1).unwrap();
+                    recurse(n, &mut [0; 1024])
+                })
+                .unwrap();
+            let n = g.switch(0).unwrap();
+            let n = g.switch(n).unwrap();
+            let _ = g.switch(n);
+        }
+        "in_green_thread" => {
+            // The green thread's stack record is installed; the fault is in
+            // the greenlet's guard page, not the green thread's.
+            greenhouse::run(|| {
+                let g = Builder::new()
+                    .name("greenlet-in-green-thread")
+                    .stack_size(64 * 1024)
+                    .create(|n: u64| recurse(n, &mut [0; 1024]))
+                    .unwrap();
+                let _ = g.switch(0);
+            });
+        }
+        "in_generator" => {
+            // Likewise with the generator's record installed, and the
+            // generator body's own greenlet state swapped in.
+            let mut gen = GenBuilder::new()
+                .create(|y: &greenhouse::generator::Yielder<u64>| {
+                    let g = Builder::new()
+                        .name("greenlet-in-generator")
+                        .stack_size(64 * 1024)
+                        .create(|n: u64| recurse(n, &mut [0; 1024]))
+                        .unwrap();
+                    y.yield_(g.switch(0).unwrap_or(0));
+                })
+                .unwrap();
+            let _ = gen.next();
+        }
+        "dropped" => {
+            // Overflow in a destructor while a dropped greenlet unwinds.
+            struct DeepDrop;
+            impl Drop for DeepDrop {
+                fn drop(&mut self) {
+                    recurse(0, &mut [0; 1024]);
+                }
+            }
+            let g = Builder::new()
+                .name("dropped-greenlet")
+                .stack_size(64 * 1024)
+                .create(|n: u64| {
+                    let _deep = DeepDrop;
+                    let main = greenlet::current::<u64>().parent().unwrap();
+                    main.switch(n).unwrap()
+                })
+                .unwrap();
+            g.switch(0).unwrap();
+            drop(g);
+        }
         "generator" => {
             let mut g = GenBuilder::new()
                 .stack_size(64 * 1024)
@@ -116,6 +180,38 @@ fn unnamed_greenlet_overflow_is_reported_as_unnamed() {
 #[test]
 fn overflow_in_a_greenlet_made_by_a_greenlet_names_the_inner_one() {
     assert_overflow_report("nested", "'inner' has overflowed its stack (64 KiB)");
+}
+
+#[test]
+fn overflow_on_a_later_resume_names_the_greenlet() {
+    assert_overflow_report(
+        "resumed",
+        "'resumed-greenlet' has overflowed its stack (64 KiB)",
+    );
+}
+
+#[test]
+fn overflow_of_a_greenlet_inside_a_green_thread_names_the_greenlet() {
+    assert_overflow_report(
+        "in_green_thread",
+        "'greenlet-in-green-thread' has overflowed its stack (64 KiB)",
+    );
+}
+
+#[test]
+fn overflow_of_a_greenlet_inside_a_generator_names_the_greenlet() {
+    assert_overflow_report(
+        "in_generator",
+        "'greenlet-in-generator' has overflowed its stack (64 KiB)",
+    );
+}
+
+#[test]
+fn overflow_while_a_dropped_greenlet_unwinds_names_it() {
+    assert_overflow_report(
+        "dropped",
+        "'dropped-greenlet' has overflowed its stack (64 KiB)",
+    );
 }
 
 #[test]
