@@ -148,6 +148,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -494,11 +495,14 @@ const UNNAMED: &str = "<unnamed greenlet>";
 /// One greenlet, shared by its handles, its children (as their parent) and
 /// the trampoline (while resumed).
 struct Inner {
-    /// The context (thread or green thread) it belongs to and its state, in
-    /// one word: `context id << 2 | state code` ([`gate`]). A switch compares
-    /// it with its context's `open` word: one comparison says that the
-    /// target is a suspended greenlet of the running context and that the
-    /// running greenlet may switch (the fast path).
+    /// The context (thread or green thread) it belongs to.
+    ctx: u64,
+    /// Its state and the type of value its pending switch (or its closure)
+    /// waits for, in one word: [`type_bits`] of that type | state code. A
+    /// switch compares it with the gate a suspended greenlet waiting for the
+    /// switch's own type has (its handle keeps that): one comparison checks
+    /// state and type (the fast path). Only the greenlet itself changes the
+    /// type, when it switches away (and at creation).
     gate: Cell<u64>,
     /// `None` only for a main greenlet.
     parent: RefCell<Option<Rc<Inner>>>,
@@ -515,11 +519,6 @@ struct Inner {
     /// this greenlet's stack. `(0, 0)` for a main greenlet.
     range: (usize, usize),
     name: Option<Box<str>>,
-    /// The value type its pending switch (or its closure) expects, and that
-    /// type's name (for errors). Only the greenlet itself sets them, just
-    /// before it suspends (and at creation).
-    awaiting: Cell<TypeId>,
-    awaiting_name: Cell<fn() -> &'static str>,
     /// Set by a suspending child: the greenlet the trampoline must switch to
     /// next. Not counted: the child's `switch` borrows a handle to it (or to
     /// a dead descendant, whose parent chain owns it) while suspended, and
@@ -536,11 +535,52 @@ const RUNNING: u64 = 1;
 const SUSPENDED: u64 = 2;
 const DEAD: u64 = 3;
 
-/// The gate word of a greenlet of context `ctx` in state `code`. Context ids
-/// start at 1, so no greenlet's gate is 0.
-#[inline(always)]
-const fn gate(ctx: u64, code: u64) -> u64 {
-    ctx << 2 | code
+/// The value types that greenlets have waited for, numbered in the order
+/// they were first seen (process-wide, so that a number means one type on
+/// every thread). [`type_bits`] is the number shifted into a gate.
+static TYPES: Mutex<Vec<(TypeId, TypeName)>> = Mutex::new(Vec::new());
+
+/// A type's `type_name`, called only for error messages.
+type TypeName = fn() -> &'static str;
+
+thread_local! {
+    /// The last type [`type_bits`] looked up and its bits: handles are made
+    /// far more often than new types are seen.
+    static LAST_TYPE: Cell<Option<(TypeId, u64)>> = const { Cell::new(None) };
+}
+
+/// `T`'s number in [`TYPES`], shifted into the type part of a gate.
+#[inline]
+fn type_bits<T: 'static>() -> u64 {
+    let id = TypeId::of::<T>();
+    if let Some((last, bits)) = LAST_TYPE.with(Cell::get) {
+        if last == id {
+            return bits;
+        }
+    }
+    let bits = register_type(id, type_name::<T>);
+    LAST_TYPE.with(|c| c.set(Some((id, bits))));
+    bits
+}
+
+#[cold]
+fn register_type(id: TypeId, name: TypeName) -> u64 {
+    let mut types = TYPES.lock().unwrap_or_else(|e| e.into_inner());
+    let n = match types.iter().position(|&(t, _)| t == id) {
+        Some(n) => n,
+        None => {
+            types.push((id, name));
+            types.len() - 1
+        }
+    };
+    (n as u64) << 2
+}
+
+/// The type whose [`type_bits`] are in `gate`, and its name.
+fn type_of_gate(gate: u64) -> (TypeId, &'static str) {
+    let types = TYPES.lock().unwrap_or_else(|e| e.into_inner());
+    let (id, name) = types[(gate >> 2) as usize];
+    (id, name())
 }
 
 impl Inner {
@@ -552,7 +592,7 @@ impl Inner {
     /// The id of the context it belongs to.
     #[inline(always)]
     fn ctx(&self) -> u64 {
-        self.gate.get() >> 2
+        self.ctx
     }
 
     #[inline(always)]
@@ -623,7 +663,8 @@ impl Drop for Inner {
         // as a stand-in greenlet (same stack, name and context) that is
         // current while it unwinds and cannot switch away.
         let ghost = Rc::new(Inner {
-            gate: Cell::new(gate(self.ctx(), SUSPENDED)),
+            ctx: self.ctx,
+            gate: Cell::new(self.gate.get() & !3 | SUSPENDED),
             parent: RefCell::new(None),
             coro: RefCell::new(Some(coro)),
             yielder: Cell::new(self.yielder.get()),
@@ -631,8 +672,6 @@ impl Drop for Inner {
             range: self.range,
             // Moving the box keeps the name's bytes where `record` points.
             name: self.name.take(),
-            awaiting: Cell::new(self.awaiting.get()),
-            awaiting_name: Cell::new(self.awaiting_name.get()),
             next: Cell::new(ptr::null()),
             dying: true,
         });
@@ -671,15 +710,10 @@ impl Drop for Inner {
 /// The greenlet state of one thread or green thread.
 struct Context {
     id: u64,
-    /// The gate of a suspended greenlet of this context (`gate(id,
-    /// SUSPENDED)`).
-    suspended: u64,
-    /// The gate of its running greenlet (`gate(id, RUNNING)`).
-    running: u64,
-    /// `suspended` while the running greenlet may switch by the fast path
-    /// (a target whose gate equals it is a suspended greenlet of this
-    /// context); 0, which is no greenlet's gate, while a dropped greenlet's
-    /// stand-in is current (it may not switch).
+    /// `id` while the running greenlet may switch by the fast path (a
+    /// greenlet whose `ctx` equals it belongs to this context); 0, which is
+    /// no context's id, while a dropped greenlet's stand-in is current (it
+    /// may not switch).
     open: Cell<u64>,
     /// The implicit main greenlet.
     main: Rc<Inner>,
@@ -695,23 +729,20 @@ impl Context {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let main = Rc::new(Inner {
-            gate: Cell::new(gate(id, RUNNING)),
+            ctx: id,
+            gate: Cell::new(type_bits::<()>() | RUNNING),
             parent: RefCell::new(None),
             coro: RefCell::new(None),
             yielder: Cell::new(ptr::null()),
             record: None,
             range: (0, 0),
             name: Some("<main greenlet>".into()),
-            awaiting: Cell::new(TypeId::of::<()>()),
-            awaiting_name: Cell::new(type_name::<()>),
             next: Cell::new(ptr::null()),
             dying: false,
         });
         Rc::new(Context {
             id,
-            suspended: gate(id, SUSPENDED),
-            running: gate(id, RUNNING),
-            open: Cell::new(gate(id, SUSPENDED)),
+            open: Cell::new(id),
             current: Cell::new(Rc::as_ptr(&main)),
             main,
         })
@@ -946,12 +977,18 @@ pub fn current<T: 'static>() -> Greenlet<T> {
 /// ```
 pub struct Greenlet<T: 'static> {
     inner: Rc<Inner>,
+    /// [`type_bits`] of `T`, looked up once per handle.
+    bits: u64,
     _values: PhantomData<fn(T) -> T>,
 }
 
 impl<T: 'static> Clone for Greenlet<T> {
     fn clone(&self) -> Self {
-        Greenlet::from_inner(self.inner.clone())
+        Greenlet {
+            inner: self.inner.clone(),
+            bits: self.bits,
+            _values: PhantomData,
+        }
     }
 }
 
@@ -1077,15 +1114,14 @@ impl Builder {
             entry(y, first, f)
         });
         let inner = Rc::new(Inner {
-            gate: Cell::new(gate(ctx.id, NOT_STARTED)),
+            ctx: ctx.id,
+            gate: Cell::new(type_bits::<T>() | NOT_STARTED),
             parent: RefCell::new(Some(ctx.current_rc())),
             coro: RefCell::new(Some(coro)),
             yielder: Cell::new(ptr::null()),
             record: Some(record),
             range,
             name,
-            awaiting: Cell::new(TypeId::of::<T>()),
-            awaiting_name: Cell::new(type_name::<T>),
             next: Cell::new(ptr::null()),
             dying: false,
         });
@@ -1161,8 +1197,8 @@ fn receive<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
         // SAFETY: a value transfer points to the sender's slot, on its
         // suspended stack (the trampoline keeps the sender alive until its
         // value has been taken). The slot holds a `T`: the sender checked
-        // that the receiver's `awaiting` was its own type, and the receiver
-        // (which set `awaiting` to `T` before it suspended, or at creation)
+        // that the receiver's gate says it waits for its own type, and the
+        // receiver (which set that to `T` before it suspended, or at creation)
         // is the one receiving. Nothing else reads the slot.
         return Ok(unsafe { got.take_value::<T>() });
     }
@@ -1229,15 +1265,29 @@ fn hand_over<T: 'static>(
     current: &Inner,
     target: &Inner,
     transfer: Transfer,
+    bits: u64,
 ) -> Result<T, SwitchError> {
-    current.awaiting.set(TypeId::of::<T>());
-    current.awaiting_name.set(type_name::<T>);
     if current.is_main() {
+        // Waits for a `T` from now on.
+        current.gate.set(bits | RUNNING);
         return main_switch(ctx, target, transfer);
     }
-    // A child: suspend to the trampoline with "go to `target`".
+    child_suspend(current, target, transfer, bits)
+}
+
+/// A child's side of a switch: suspends to the trampoline with "go to
+/// `target`", waiting for a `T` (whose [`type_bits`] are `bits`), and
+/// returns what it receives when it is resumed. The caller checked what
+/// [`hand_over`] says.
+#[inline(always)]
+fn child_suspend<T: 'static>(
+    current: &Inner,
+    target: &Inner,
+    transfer: Transfer,
+    bits: u64,
+) -> Result<T, SwitchError> {
     let yielder = current.yielder.get();
-    current.gate.set(ctx.suspended);
+    current.gate.set(bits | SUSPENDED);
     current.next.set(target);
     // SAFETY: `yielder` was set by this greenlet's entry and points into its
     // own coroutine stack, which lives until the coroutine returns; the
@@ -1261,7 +1311,7 @@ fn dying_switch<T>() -> Result<T, SwitchError> {
 #[cold]
 fn type_mismatch<T>(target: &Inner) -> SwitchError {
     SwitchError::TypeMismatch {
-        expected: (target.awaiting_name.get())(),
+        expected: type_of_gate(target.gate.get()).1,
         found: type_name::<T>(),
     }
 }
@@ -1289,23 +1339,37 @@ fn resume_greenlet(
     target: &Inner,
     transfer: Transfer,
 ) -> CoroutineResult<Transfer, Transfer> {
-    resume_inline(ctx, target, transfer)
+    // The main greenlet waits for what its switch set; the target's type
+    // does not matter while it runs but is kept.
+    let main_waits = ctx.main.gate.get() & !3 | SUSPENDED;
+    resume_inline(
+        ctx,
+        target,
+        transfer,
+        main_waits,
+        target.gate.get() & !3 | RUNNING,
+    )
 }
 
 /// [`resume_greenlet`], inlined into the switch fast path so that
 /// corosensei's `resume` is instantiated and inlined there too, and the
 /// registers its context switch clobbers are saved once by the caller's
 /// loop rather than on every call.
+///
+/// `main_waits` is the main greenlet's gate while it waits (what its switch
+/// waits for | SUSPENDED); `target_runs`, the target's while it runs.
 #[inline(always)]
 fn resume_inline(
     ctx: &Context,
     target: &Inner,
     transfer: Transfer,
+    main_waits: u64,
+    target_runs: u64,
 ) -> CoroutineResult<Transfer, Transfer> {
     let main = &*ctx.main;
-    main.gate.set(ctx.suspended);
+    main.gate.set(main_waits);
     ctx.current.set(target);
-    target.gate.set(ctx.running);
+    target.gate.set(target_runs);
     let result = {
         // SAFETY: the coroutine of a greenlet is borrowed only here, while
         // the greenlet runs (from just above until `resume` returns), and by
@@ -1327,7 +1391,7 @@ fn resume_inline(
         coro.resume(transfer)
     };
     ctx.current.set(main);
-    main.gate.set(ctx.running);
+    main.gate.set(main_waits - SUSPENDED + RUNNING);
     result
 }
 
@@ -1504,14 +1568,14 @@ fn prepare_unusual(target: Rc<Inner>, mut transfer: Transfer) -> Prepared {
         _ => None,
     };
     if let Some((ty, found)) = returned {
-        if ty == target.awaiting.get() {
+        if ty == type_of_gate(target.gate.get()).0 {
             // A returned value of the right type: resume (or start) with it.
             return Prepared::Resume(target, transfer);
         }
         // Only a returned value can get here with a wrong type; the
         // switching side checks its own.
         transfer = Transfer::ending(Ending::Mismatch {
-            expected: (target.awaiting_name.get())(),
+            expected: type_of_gate(target.gate.get()).1,
             found,
         });
     }
@@ -1536,6 +1600,7 @@ impl<T: 'static> Greenlet<T> {
     fn from_inner(inner: Rc<Inner>) -> Greenlet<T> {
         Greenlet {
             inner,
+            bits: type_bits::<T>(),
             _values: PhantomData,
         }
     }
@@ -1611,25 +1676,28 @@ impl<T: 'static> Greenlet<T> {
         // SAFETY: STATE's pointer is null or alive while we run (see
         // `context_ptr`).
         if let Some(ctx) = unsafe { ctx.as_ref() } {
-            // The fast path. Equal gates: the target is a suspended greenlet
-            // of the running context (so not dead, not unstarted, not the
-            // running one) and the running greenlet is not a dying stand-in;
-            // with the type check, every check that could refuse the switch
-            // has passed, except the stack check of a running child.
-            if target.gate.get() == ctx.open.get() && target.awaiting.get() == TypeId::of::<T>() {
+            // The fast path, behind two comparisons. The target belongs to
+            // the running context, whose running greenlet is not a dying
+            // stand-in (`open`); its gate is that of a greenlet suspended in
+            // a switch for a `T` (so not dead, not unstarted, not the running
+            // one, and the types match). Every check that could refuse the
+            // switch has passed, except the stack check of a running child.
+            let waits = self.bits | SUSPENDED;
+            if target.ctx == ctx.open.get() && target.gate.get() == waits {
                 let current = ctx.current();
                 if current.is_main() {
-                    current.awaiting.set(TypeId::of::<T>());
-                    current.awaiting_name.set(type_name::<T>);
                     let mut slot = ValueSlot(MaybeUninit::new(value));
-                    // From here the value belongs to the receiver.
-                    let result = resume_inline(ctx, target, Transfer::value(&mut slot));
+                    // From here the value belongs to the receiver. The main
+                    // greenlet waits for a `T` too; the target runs.
+                    let transfer = Transfer::value(&mut slot);
+                    let result =
+                        resume_inline(ctx, target, transfer, waits, waits - SUSPENDED + RUNNING);
                     return main_received(ctx, target, result);
                 }
                 if on_own_stack(current) {
                     let mut slot = ValueSlot(MaybeUninit::new(value));
                     // From here the value belongs to the receiver.
-                    return hand_over(ctx, current, target, Transfer::value(&mut slot));
+                    return child_suspend(current, target, Transfer::value(&mut slot), self.bits);
                 }
             }
         }
@@ -1664,7 +1732,7 @@ impl<T: 'static> Greenlet<T> {
         if ptr::eq(current, target) {
             return Ok(value);
         }
-        if target.awaiting.get() != TypeId::of::<T>() {
+        if target.gate.get() & !3 != self.bits {
             return Err(type_mismatch::<T>(target));
         }
         if !on_own_stack(current) {
@@ -1672,7 +1740,7 @@ impl<T: 'static> Greenlet<T> {
         }
         let mut slot = ValueSlot(MaybeUninit::new(value));
         // From here the value belongs to the receiver, which moves it out.
-        hand_over(ctx, current, target, Transfer::value(&mut slot))
+        hand_over(ctx, current, target, Transfer::value(&mut slot), self.bits)
     }
 
     /// Unwinds this greenlet from its pending `switch` (Python greenlet's
@@ -1735,7 +1803,7 @@ impl<T: 'static> Greenlet<T> {
         if !on_own_stack(current) {
             return Err(SwitchError::ForeignStack);
         }
-        hand_over(ctx, current, &target, transfer)
+        hand_over(ctx, current, &target, transfer, self.bits)
     }
 
     /// Kills this greenlet: like [`throw`](Self::throw), but reports the
@@ -1996,6 +2064,22 @@ mod tests {
         g.switch(()).unwrap();
         drop(g);
         assert_eq!(stack::depth(), base);
+    }
+
+    #[test]
+    fn type_bits_are_one_number_per_type_on_every_thread() {
+        let (a, b) = (type_bits::<u8>(), type_bits::<String>());
+        assert_ne!(a, b);
+        assert_eq!(a & 3, 0, "the state bits stay free");
+        // Alternating lookups get past the one-entry cache.
+        assert_eq!((type_bits::<u8>(), type_bits::<String>()), (a, b));
+        let (c, d) = std::thread::spawn(|| (type_bits::<String>(), type_bits::<u8>()))
+            .join()
+            .unwrap();
+        assert_eq!((a, b), (d, c));
+        let (id, name) = type_of_gate(b | SUSPENDED);
+        assert_eq!(id, TypeId::of::<String>());
+        assert_eq!(name, type_name::<String>());
     }
 
     #[test]
