@@ -679,7 +679,9 @@ impl Drop for Inner {
         // from its destructors is refused there (`SwitchError::Dying`). (While
         // the thread's locals are being destroyed there may be no context to
         // borrow: a throwaway one does.)
-        let ctx = context().unwrap_or_else(|_| Context::new());
+        let installed = context().ok();
+        let installed_here = installed.is_some();
+        let ctx = installed.unwrap_or_else(Context::new);
         let (prev, main_gate) = (ctx.current.get(), ctx.main.gate.get());
         // Closed while the stand-in is current: its switches take the slow
         // path, which refuses them.
@@ -691,6 +693,8 @@ impl Drop for Inner {
             // `ctx` may be a throwaway context that `running_record` cannot
             // see: install the stand-in's overflow record the long way.
             let _record = ghost.record.as_ref().map(RecordOnly::enter);
+            // Nor can `stack::depth()`: count the stand-in's stack.
+            let _nested = (!installed_here).then(Nested::enter);
             while let CoroutineResult::Yield(out) = resume_greenlet(&ctx, &ghost, Transfer::throw())
             {
                 drop(out);
@@ -807,9 +811,18 @@ impl ThreadState {
     /// Swaps this state with the running thread's: called once to install a
     /// generator body's state for a resume and once more to put the outer
     /// state back. The same rule as [`swap_thread_state`] applies.
+    ///
+    /// [`stack::depth`] counts a running greenlet through the installed
+    /// state ([`nesting`]); the count of the state swapped out is kept in
+    /// the depth counter while it is out.
     #[inline(always)]
     pub(crate) fn swap_with_running(&mut self) {
-        self.0 = STATE.with(|s| s.replace(self.0));
+        let old = STATE.with(|s| s.replace(self.0));
+        let delta = nesting_of(old) as isize - nesting_of(self.0) as isize;
+        if delta != 0 {
+            stack::add_depth(delta);
+        }
+        self.0 = old;
     }
 
     #[cfg(test)]
@@ -909,6 +922,25 @@ fn context() -> Result<Rc<Context>, SwitchError> {
         Rc::increment_strong_count(p);
         Ok(Rc::from_raw(p))
     }
+}
+
+/// 1 if a greenlet other than the main one of the context `ctx` (null: none)
+/// is running, else 0: the stack a running greenlet adds to
+/// [`stack::depth`].
+#[inline(always)]
+fn nesting_of(ctx: *const Context) -> usize {
+    // SAFETY: `ctx` is STATE's pointer (or one just swapped out of it): null
+    // or owning a count of a live context.
+    match unsafe { ctx.as_ref() } {
+        Some(ctx) => !ptr::eq(ctx.current.get(), Rc::as_ptr(&ctx.main)) as usize,
+        None => 0,
+    }
+}
+
+/// [`nesting_of`] the installed context (see [`stack::depth`]).
+#[inline]
+pub(crate) fn nesting() -> usize {
+    nesting_of(STATE.with(|s| s.get()))
 }
 
 /// The overflow handler's way to the record of the running greenlet's stack
@@ -1385,9 +1417,9 @@ fn resume_inline(
         let coro = coro
             .as_mut()
             .expect("greenhouse: a live greenlet has a coroutine");
-        // Counted in `stack::depth()`; the overflow handler finds the stack's
-        // record through `running_record`.
-        let _nested = Nested::enter();
+        // `stack::depth()` counts the greenlet's stack through `current`,
+        // and the overflow handler finds its record the same way
+        // (`running_record`): nothing to install.
         coro.resume(transfer)
     };
     ctx.current.set(main);

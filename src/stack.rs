@@ -476,7 +476,8 @@ thread_local! {
     static RUNNING: Cell<*const Running> = const { Cell::new(ptr::null()) };
     // Where `OnStack::enter` keeps a record built on the fly.
     static SLOT: Cell<Running> = const { Cell::new(NOT_RUNNING) };
-    // How many coroutine stacks this OS thread is nested in (0: its own stack).
+    // How many coroutine stacks this OS thread is nested in (0: its own
+    // stack), except a running greenlet's: see `depth`.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -484,9 +485,22 @@ thread_local! {
 /// thread's own stack, 1 inside a green thread, greenlet or generator, 2 inside
 /// a greenlet or generator resumed from one of those, and so on. The hub uses
 /// it to tell a green thread's own stack from a coroutine nested in it.
+///
+/// Greenlets are flat (only a context's main greenlet resumes them), so a
+/// running greenlet adds one stack exactly when its context's running
+/// greenlet is not the main one: the greenlet layer answers that
+/// ([`crate::greenlet::nesting`]) rather than counting every switch, and
+/// folds the answer into `DEPTH` while it swaps a context out
+/// ([`add_depth`]).
 #[inline]
 pub(crate) fn depth() -> usize {
-    DEPTH.with(|d| d.get())
+    DEPTH.with(|d| d.get()) + crate::greenlet::nesting()
+}
+
+/// Adds `delta` to the stack count that [`depth`] starts from.
+#[inline]
+pub(crate) fn add_depth(delta: isize) {
+    DEPTH.with(|d| d.set(d.get().wrapping_add_signed(delta)));
 }
 
 /// A coroutine's overflow record, built once when the coroutine is made so
@@ -578,12 +592,9 @@ impl Drop for OnRecord<'_> {
 }
 
 /// While alive, counts one more coroutine stack in [`depth`] without
-/// installing an overflow record: for greenlets, whose records the overflow
-/// handler finds through [`set_record_finder`]. Entering stores the
-/// incremented depth and leaving stores back the value it replaced: plain
-/// stores, where an increment and a decrement of the thread-local on every
-/// switch made a chain of dependent read-modify-writes through memory from
-/// one switch to the next.
+/// installing an overflow record: for a stack that [`depth`] cannot see
+/// otherwise (a dropped greenlet unwinding under a context that is not
+/// installed).
 pub(crate) struct Nested {
     prev: usize,
 }
