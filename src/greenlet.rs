@@ -597,6 +597,13 @@ const NOT_STARTED: u64 = 0;
 const RUNNING: u64 = 1;
 const SUSPENDED: u64 = 2;
 const DEAD: u64 = 3;
+/// Bit 2 of [`Inner::gate`], set by the main greenlet's fast path as it
+/// resumes a greenlet with a value that travels in the transfer word itself
+/// ([`Transfer::inline`]); cleared by every other resume and by the
+/// greenlet's own next switch.
+const INLINE_IN: u64 = 4;
+/// The bits of a gate below the type number ([`type_bits`]).
+const LOW_BITS: u64 = 7;
 
 /// The value types that greenlets have waited for, numbered in the order
 /// they were first seen (process-wide, so that a number means one type on
@@ -636,13 +643,13 @@ fn register_type(id: TypeId, name: TypeName) -> u64 {
             types.len() - 1
         }
     };
-    (n as u64) << 2
+    (n as u64) << 3
 }
 
 /// The type whose [`type_bits`] are in `gate`, and its name.
 fn type_of_gate(gate: u64) -> (TypeId, &'static str) {
     let types = TYPES.lock().unwrap_or_else(|e| e.into_inner());
-    let (id, name) = types[(gate >> 2) as usize];
+    let (id, name) = types[(gate >> 3) as usize];
     (id, name())
 }
 
@@ -675,7 +682,7 @@ impl Inner {
 
     #[inline(always)]
     fn set_state(&self, code: u64) {
-        self.gate.set(self.gate.get() & !3 | code);
+        self.gate.set(self.gate.get() & !LOW_BITS | code);
     }
 
     fn name(&self) -> &str {
@@ -727,7 +734,7 @@ impl Drop for Inner {
         // current while it unwinds and cannot switch away.
         let ghost = Rc::new(Inner {
             ctx: self.ctx,
-            gate: Cell::new(self.gate.get() & !3 | SUSPENDED),
+            gate: Cell::new(self.gate.get() & !LOW_BITS | SUSPENDED),
             parent: RefCell::new(None),
             coro: RefCell::new(Some(coro)),
             yielder: Cell::new(self.yielder.get()),
@@ -1389,6 +1396,11 @@ fn child_suspend<T: 'static>(
     // coroutine is running (the caller checked that we are on its stack), so
     // it has not returned and the yielder is the one linked to its resumer.
     let got = unsafe { (*yielder).suspend(transfer) };
+    if travels_inline::<T>() && current.gate.get() & INLINE_IN != 0 {
+        // SAFETY: INLINE_IN says the main greenlet's fast path resumed us
+        // with a `Transfer::inline`, after checking that we wait for a `T`.
+        return Ok(unsafe { got.take_inline::<T>() });
+    }
     receive(got)
 }
 
@@ -1436,13 +1448,13 @@ fn resume_greenlet(
 ) -> CoroutineResult<Transfer, Transfer> {
     // The main greenlet waits for what its switch set; the target's type
     // does not matter while it runs but is kept.
-    let main_waits = ctx.main.gate.get() & !3 | SUSPENDED;
+    let main_waits = ctx.main.gate.get() & !LOW_BITS | SUSPENDED;
     resume_inline(
         ctx,
         target,
         transfer,
         main_waits,
-        target.gate.get() & !3 | RUNNING,
+        target.gate.get() & !LOW_BITS | RUNNING,
     )
 }
 
@@ -1802,12 +1814,18 @@ impl<T: 'static> Greenlet<T> {
             if target.ctx == ctx.open.get() && target.gate.get() == waits {
                 let current = ctx.current();
                 if current.is_main() {
+                    // The main greenlet waits for a `T` too; the target runs.
+                    let runs = waits - SUSPENDED + RUNNING;
+                    if travels_inline::<T>() {
+                        // The value goes in the word; the target's gate says so.
+                        let transfer = Transfer::inline(value);
+                        let result = resume_inline(ctx, target, transfer, waits, runs | INLINE_IN);
+                        return main_received(ctx, target, result);
+                    }
                     let mut slot = ValueSlot(MaybeUninit::new(value));
-                    // From here the value belongs to the receiver. The main
-                    // greenlet waits for a `T` too; the target runs.
-                    let transfer = Transfer::value(&mut slot);
+                    // From here the value belongs to the receiver.
                     let result =
-                        resume_inline(ctx, target, transfer, waits, waits - SUSPENDED + RUNNING);
+                        resume_inline(ctx, target, Transfer::value(&mut slot), waits, runs);
                     return main_received(ctx, target, result);
                 }
                 if on_own_stack(current) {
@@ -1852,7 +1870,7 @@ impl<T: 'static> Greenlet<T> {
         if ptr::eq(current, target) {
             return Ok(value);
         }
-        if target.gate.get() & !3 != self.bits {
+        if target.gate.get() & !LOW_BITS != self.bits {
             return Err(type_mismatch::<T>(target));
         }
         if !on_own_stack(current) {
@@ -2190,7 +2208,7 @@ mod tests {
     fn type_bits_are_one_number_per_type_on_every_thread() {
         let (a, b) = (type_bits::<u8>(), type_bits::<String>());
         assert_ne!(a, b);
-        assert_eq!(a & 3, 0, "the state bits stay free");
+        assert_eq!(a & LOW_BITS, 0, "the state bits stay free");
         // Alternating lookups get past the one-entry cache.
         assert_eq!((type_bits::<u8>(), type_bits::<String>()), (a, b));
         let (c, d) = std::thread::spawn(|| (type_bits::<String>(), type_bits::<u8>()))
