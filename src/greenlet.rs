@@ -576,8 +576,8 @@ struct Inner {
     /// at creation (its name points into `name` or is [`UNNAMED`]). `None`
     /// for a main greenlet.
     record: Option<StackRecord>,
-    /// The usable stack range `[low, high)`, to check that a switch runs on
-    /// this greenlet's stack. `(0, 0)` for a main greenlet.
+    /// The usable stack range as `(low, size)`, to check that a switch runs
+    /// on this greenlet's stack. `(0, 0)` for a main greenlet.
     range: (usize, usize),
     name: Option<Box<str>>,
     /// Set by a suspending child: the greenlet the trampoline must switch to
@@ -1211,7 +1211,8 @@ impl Builder {
         // The record points at the name's bytes, which stay put when the
         // box moves into the greenlet below.
         let record = stack.info().record(name.as_deref().unwrap_or(UNNAMED));
-        let range = (stack.limit().get(), stack.base().get());
+        let low = stack.limit().get();
+        let range = (low, stack.base().get() - low);
         let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: Transfer| {
             entry(y, first, f)
         });
@@ -1335,12 +1336,17 @@ fn receive_other<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
 /// resumed would suspend the wrong coroutine.
 #[inline(always)]
 fn on_own_stack(current: &Inner) -> bool {
-    if current.is_main() {
-        return true;
-    }
+    current.is_main() || on_child_stack(current)
+}
+
+/// [`on_own_stack`] for a greenlet known not to be a main one: one
+/// subtraction and one comparison.
+#[inline(always)]
+fn on_child_stack(current: &Inner) -> bool {
     let probe = 0u8;
     let here = &probe as *const u8 as usize;
-    here >= current.range.0 && here < current.range.1
+    let (low, size) = current.range;
+    here.wrapping_sub(low) < size
 }
 
 /// Hands `transfer` from the running greenlet `current` to `target`, a
@@ -1828,7 +1834,7 @@ impl<T: 'static> Greenlet<T> {
                         resume_inline(ctx, target, Transfer::value(&mut slot), waits, runs);
                     return main_received(ctx, target, result);
                 }
-                if on_own_stack(current) {
+                if on_child_stack(current) {
                     if travels_inline::<T>() && target.is_main() {
                         let next = inline_to(target);
                         return child_suspend(current, next, Transfer::inline(value), self.bits);
