@@ -158,22 +158,30 @@ pub struct Generator<Y: 'static, R: 'static = (), S: 'static = ()> {
     greenlets: ThreadState,
 }
 
-/// Swaps the generator's greenlet state in for the duration of a resume and
-/// back out when dropped, even if the body panics.
-struct Swapped<'a>(&'a mut ThreadState);
+/// Swaps the generator's greenlet state in and its stack record on for the
+/// duration of a resume, and both back when dropped, even if the body
+/// panics. The depth count goes up by one, plus the nesting of a greenlet
+/// context swapped out (see `ThreadState::swap_in`).
+struct Entered<'a> {
+    state: &'a mut ThreadState,
+    _on: OnRecord<'a>,
+}
 
-impl<'a> Swapped<'a> {
+impl<'a> Entered<'a> {
     #[inline(always)]
-    fn enter(state: &'a mut ThreadState) -> Swapped<'a> {
-        state.swap_with_running();
-        Swapped(state)
+    fn enter(state: &'a mut ThreadState, record: &'a StackRecord) -> Entered<'a> {
+        let extra = state.swap_in();
+        Entered {
+            state,
+            _on: OnRecord::enter_plus(record, extra),
+        }
     }
 }
 
-impl Drop for Swapped<'_> {
+impl Drop for Entered<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.0.swap_with_running();
+        self.state.swap_back();
     }
 }
 
@@ -336,12 +344,12 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     /// assert_eq!(g.take_return_value().as_deref(), Some("hello Leo"));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline(always)]
     pub fn send(&mut self, value: S) -> Option<Y> {
         self.coro.as_ref()?;
         self.state = State::Running;
         let result = {
-            let _swapped = Swapped::enter(&mut self.greenlets);
-            let _on = OnRecord::enter(&self.record);
+            let _entered = Entered::enter(&mut self.greenlets, &self.record);
             // Marks the generator finished if the body's panic unwinds.
             let guard = FinishOnUnwind {
                 coro: &mut self.coro,
@@ -454,6 +462,7 @@ impl<Y: 'static, R: 'static, S: Default + 'static> Iterator for Generator<Y, R, 
 
     /// Resumes the generator with `S::default()` (Python's `next(gen)` is
     /// `gen.send(None)`) and returns the next value it yields.
+    #[inline]
     fn next(&mut self) -> Option<Y> {
         self.send(S::default())
     }
@@ -466,8 +475,7 @@ impl<Y: 'static, R: 'static, S: 'static> Drop for Generator<Y, R, S> {
         };
         if coro.started() && !coro.done() {
             // Unwind the suspended body on its own stack, as it would run.
-            let _swapped = Swapped::enter(&mut self.greenlets);
-            let _on = OnRecord::enter(&self.record);
+            let _entered = Entered::enter(&mut self.greenlets, &self.record);
             coro.force_unwind();
         } else {
             coro.force_unwind(); // drops an unstarted closure

@@ -895,6 +895,28 @@ impl ThreadState {
         self.0 = old;
     }
 
+    /// Installs this state (a generator body's) for a resume, without
+    /// touching the depth count: returns how much [`nesting`] the swapped-out
+    /// state had over this one, which the caller adds to the depth count
+    /// until [`ThreadState::swap_back`] (stack::OnRecord::enter_plus, which
+    /// stores the old count back on leaving, so leaving computes nothing).
+    #[inline(always)]
+    pub(crate) fn swap_in(&mut self) -> usize {
+        let old = STATE.with(|s| s.replace(self.0));
+        // A generator body is swapped in at its main level (it suspends only
+        // from its own stack), so its own nesting is 0 unless it has a
+        // context whose current greenlet is not main, which cannot happen.
+        let extra = nesting_of(old).saturating_sub(nesting_of(self.0));
+        self.0 = old;
+        extra
+    }
+
+    /// Puts back the state [`ThreadState::swap_in`] replaced.
+    #[inline(always)]
+    pub(crate) fn swap_back(&mut self) {
+        self.0 = STATE.with(|s| s.replace(self.0));
+    }
+
     #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.0.is_null()
