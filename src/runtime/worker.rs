@@ -823,6 +823,14 @@ impl Worker<'_> {
         woke |= self.drain_inbox();
         self.release_limbo();
         let shared = &self.ctx.shared;
+        // Green threads spawned from outside the runtime: a worker that
+        // always has work of its own (one green thread yielding in a loop)
+        // would otherwise leave them to idle workers, of which there may be
+        // none.
+        if !shared.injector.is_empty() {
+            while let Steal::Retry = shared.injector.steal_batch(&self.ctx.new) {}
+            woke = true;
+        }
         if !self.swept && shared.shutting_down.load(SeqCst) {
             self.swept = true;
             // Shutdown: kill every green thread this worker started. (Ones
