@@ -925,6 +925,46 @@ mod tests {
         drop(batch);
     }
 
+    /// The per-stack fallbacks (`madvise` per stack on 6.13–6.14,
+    /// `mprotect` before 6.13) make working guards too: forced here, since
+    /// this kernel would pick the batched call.
+    #[test]
+    fn every_guard_method_guards_every_stack_of_a_batch() {
+        use std::sync::atomic::Ordering::Relaxed;
+        for method in [GUARD_MPROTECT, GUARD_MADVISE, GUARD_UNKNOWN] {
+            GUARD_METHOD.store(method, Relaxed);
+            let mut batch = Vec::new();
+            Stack::map_batch(round_size(16 * 1024), 4, &mut batch).unwrap();
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            // What was used: an older kernel falls back further.
+            let used = GUARD_METHOD.load(Relaxed);
+            for s in &batch {
+                let (lo, hi) = s.guard();
+                // SAFETY: the stack's usable part is its own, writable memory.
+                unsafe { ptr::write_bytes(hi as *mut u8, 1, s.size()) };
+                assert!(
+                    !readable(lo, 8),
+                    "method {method}: guard {lo:#x} accessible"
+                );
+                assert!(
+                    readable(hi, 8),
+                    "method {method}: stack {hi:#x} not readable"
+                );
+                // mprotect's guard is its own kernel map, PROT_NONE.
+                let own_map = maps
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{lo:x}-{hi:x} ---p")));
+                assert_eq!(
+                    own_map,
+                    used == GUARD_MPROTECT,
+                    "method {used} (asked {method}):\n{maps}"
+                );
+            }
+            drop(batch);
+        }
+        GUARD_METHOD.store(GUARD_UNKNOWN, Relaxed);
+    }
+
     #[test]
     fn refused_mapping_names_the_map_limit_when_the_process_is_at_it() {
         let enomem = io::Error::from_raw_os_error(libc::ENOMEM);
