@@ -16,6 +16,12 @@
 //! machine is shared and loaded.
 //!
 //! Run: `cargo bench --bench greenlet`
+//!
+//! Two more modes of the same binary, for iterating on the switch:
+//! `GREENLET_CALLGRIND=N valgrind --tool=callgrind <binary>` (exact
+//! instruction counts per iteration, see `callgrind_loops`) and
+//! `GREENLET_MIN_OF=ROUNDS <binary>` (minimum CPU time per iteration, see
+//! `min_of_rounds`).
 
 use std::hint::black_box;
 use std::sync::mpsc;

@@ -61,7 +61,9 @@
 //! type needs no boxing and no downcasting. Values travel without allocation:
 //! the sender checks that the receiver waits for a `T`, leaves the value on
 //! its own stack and hands over its address; the receiver moves it out the
-//! moment it resumes. (A closure's return value, whose stack is gone by the
+//! moment it resumes (values of primitive types between a greenlet and its
+//! context's main greenlet travel in the handed-over word itself). (A
+//! closure's return value, whose stack is gone by the
 //! time it is delivered, is boxed once.) A handle's `T` is a *view*: the
 //! greenlet itself is untyped, so
 //! [`Greenlet::cast`] gives a handle with another value type, and
@@ -114,15 +116,19 @@
 //! The main ↔ child ping-pong has a short way through the trampoline: the
 //! main greenlet resumes the handle's greenlet directly (the handle keeps it
 //! alive, so nothing is reference-counted) and receives a value switched
-//! back to it right after the resume. What a switch hands over is one
-//! machine word (the address of the value on the sender's stack, or a
-//! boxed ending such as a return value or a panic), which corosensei passes
-//! in a register. `switch` is `#[inline]` so that a child's suspend usually
-//! sits in the calling code: corosensei resumes with a `call` and suspends
-//! with the matching `ret`, and a suspend inside a function of its own would
-//! be followed by a return the CPU's return predictor never saw the call
-//! for. A greenlet that switched a value to another is kept alive until the
-//! value has been taken.
+//! back to it right after the resume. Its checks are two comparisons: the
+//! target's context against the running one, and the target's *gate* (its
+//! state and the number of the value type its pending switch waits for, in
+//! one word) against "suspended, waiting for a `T`"; anything else takes
+//! the slow path with every check spelled out. What a switch hands over is
+//! one machine word (the address of the value on the sender's stack, a
+//! primitive value itself, or a boxed ending such as a return value or a
+//! panic), which corosensei passes in a register. `switch` is inlined so
+//! that a child's suspend sits in the calling code: corosensei resumes with
+//! a `call` and suspends with the matching `ret`, and a suspend inside a
+//! function of its own would be followed by a return the CPU's return
+//! predictor never saw the call for. A greenlet that switched a value to
+//! another is kept alive until the value has been taken.
 //!
 //! Unwinding (`throw`, `kill`, drop) resumes the target with a "throw" input;
 //! its pending `switch` calls `std::panic::resume_unwind` with a private
