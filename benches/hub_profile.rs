@@ -75,13 +75,27 @@ fn main() {
             );
         }
         "sleep" => {
+            use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+            use std::sync::Arc;
             let count: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
             for round in 0..n {
                 let cpu = cpu_time();
+                // Nanoseconds since the round started: when the last green
+                // thread began its sleep, and when the last one woke.
+                let last_slept = Arc::new(AtomicU64::new(0));
+                let last_woke = Arc::new(AtomicU64::new(0));
+                let (ls, lw) = (last_slept.clone(), last_woke.clone());
                 let (spawned, joined) = rt.run(move || {
                     let start = Instant::now();
                     let hs: Vec<_> = (0..count)
-                        .map(|_| thread::spawn(|| thread::sleep(Duration::from_millis(100))))
+                        .map(|_| {
+                            let (ls, lw) = (ls.clone(), lw.clone());
+                            thread::spawn(move || {
+                                ls.fetch_max(start.elapsed().as_nanos() as u64, Relaxed);
+                                thread::sleep(Duration::from_millis(100));
+                                lw.fetch_max(start.elapsed().as_nanos() as u64, Relaxed);
+                            })
+                        })
                         .collect();
                     let spawned = start.elapsed();
                     for h in hs {
@@ -89,10 +103,15 @@ fn main() {
                     }
                     (spawned, start.elapsed())
                 });
+                let ms = |ns: u64| ns as f64 / 1e6;
                 println!(
-                    "round {round}: {count} sleepers spawned in {spawned:?}, all joined after \
-                     {joined:?}, CPU {:?}",
-                    cpu_time() - cpu
+                    "round {round}: {count} sleepers spawned by {:.1} ms, last began sleeping at \
+                     {:.1} ms, last woke at {:.1} ms, all joined at {:.1} ms; CPU {:.1} ms",
+                    spawned.as_secs_f64() * 1e3,
+                    ms(last_slept.load(Relaxed)),
+                    ms(last_woke.load(Relaxed)),
+                    joined.as_secs_f64() * 1e3,
+                    (cpu_time() - cpu).as_secs_f64() * 1e3
                 );
             }
         }

@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench net` (a plain binary: criterion measures one
 //! closure's time and cannot give a p99 across 100 connections).
-//! Environment: GH_NET_CONNS (100), GH_NET_TRIPS (10000), GH_NET_ROUNDS (3).
+//! Environment: GH_NET_CONNS (100), GH_NET_TRIPS (10000), GH_NET_ROUNDS (3),
+//! GH_NET_ONLY (run only the variants whose name contains it, for profiling).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -38,17 +39,18 @@ fn client_loop<S: Read + Write>(mut s: S, trips: usize) -> Vec<u32> {
     lat
 }
 
-/// The server side of one connection: echo 64-byte messages until EOF.
+/// The server side of one connection: echo whatever arrives until EOF, as
+/// an echo server does (one read into a buffer, one write of what came).
 fn echo_loop<S: Read + Write>(mut s: S) {
-    let mut buf = [0u8; MSG];
+    let mut buf = [0u8; 4096];
     loop {
-        match s.read_exact(&mut buf) {
-            Ok(()) => {
-                if s.write_all(&buf).is_err() {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
                     return;
                 }
             }
-            Err(_) => return,
         }
     }
 }
@@ -59,6 +61,20 @@ type Variant = (&'static str, Box<dyn Fn() -> Sample>);
 struct Sample {
     wall: Duration,
     lat: Vec<u32>,
+}
+
+/// CPU time (user + system) the whole process has used: on a shared
+/// machine, CPU per round trip says more about efficiency than wall time
+/// (a runtime with 1-2 OS threads gets a smaller share of contended cores
+/// than 200 threads, and every preemption of a worker stalls all of its
+/// connections at once).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the rusage we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn greenhouse_run(workers: usize, conns: usize, trips: usize) -> Sample {
@@ -164,35 +180,48 @@ fn main() {
             Box::new(move || std_threads_run(conns, trips)),
         ),
     ];
+    let only = std::env::var("GH_NET_ONLY").unwrap_or_default();
+    let variants: Vec<Variant> = variants
+        .into_iter()
+        .filter(|(name, _)| name.contains(only.as_str()))
+        .collect();
     // Warm-up (page in stacks, fill the blocking pool, ...), not measured.
     for (_, run) in &variants {
         let _ = run();
     }
-    let mut results: Vec<Vec<(f64, Duration, Duration)>> = vec![Vec::new(); variants.len()];
+    let mut results: Vec<Vec<(f64, Duration, Duration, Duration)>> =
+        vec![Vec::new(); variants.len()];
     for round in 0..rounds {
         // Interleaved, so machine noise hits every variant alike.
         for (i, (name, run)) in variants.iter().enumerate() {
+            let cpu0 = process_cpu();
             let Sample { wall, mut lat } = run();
+            let cpu = (process_cpu() - cpu0) / lat.len() as u32;
             lat.sort_unstable();
             let rate = lat.len() as f64 / wall.as_secs_f64();
             let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
-            eprintln!("round {round}: {name}: {rate:.0} round trips/s, p50 {p50:?}, p99 {p99:?}");
-            results[i].push((rate, p50, p99));
+            eprintln!(
+                "round {round}: {name}: {rate:.0} round trips/s, p50 {p50:?}, p99 {p99:?}, \
+                 CPU {cpu:?} per round trip"
+            );
+            results[i].push((rate, p50, p99, cpu));
         }
     }
     println!();
     println!("TCP echo over loopback: {conns} connections x {trips} round trips of {MSG} bytes, median of {rounds} rounds");
     println!();
-    println!("| variant | round trips/s | p50 latency | p99 latency |");
-    println!("|---|---:|---:|---:|");
+    println!("| variant | round trips/s | p50 latency | p99 latency | CPU per round trip |");
+    println!("|---|---:|---:|---:|---:|");
     for ((name, _), r) in variants.iter().zip(&results) {
         let rate = median(r.iter().map(|x| x.0).collect());
         let p50 = median(r.iter().map(|x| x.1).collect());
         let p99 = median(r.iter().map(|x| x.2).collect());
+        let cpu = median(r.iter().map(|x| x.3).collect());
         println!(
-            "| {name} | {rate:.0} | {:.1} µs | {:.1} µs |",
+            "| {name} | {rate:.0} | {:.1} µs | {:.1} µs | {:.2} µs |",
             p50.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6
+            p99.as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 1e6
         );
     }
 }

@@ -3,7 +3,8 @@
 //! - `channel_ping_pong`: a round trip (send, then receive the reply)
 //!   between two green threads on one worker, over bounded(1), rendezvous
 //!   and unbounded channels; against two OS threads over `std::sync::mpsc`.
-//!   Target: at most 150 ns per round trip.
+//!   Target: at most 150 ns per round trip. `greenhouse_yield_pair_1_worker_floor`
+//!   is the same context switches with no channel (the floor).
 //! - `mutex_uncontended`: lock + unlock of an uncontended `Mutex`, green
 //!   thread and OS thread; against `std::sync::Mutex`. Target: at most 20 ns.
 //!
@@ -71,6 +72,26 @@ fn channel_ping_pong(c: &mut Criterion) {
     g.bench_function("greenhouse_unbounded_1_worker", |b| {
         b.iter_custom(|iters| {
             green_ping_pong(&rt, iters, || (channel::unbounded(), channel::unbounded()))
+        })
+    });
+    // The floor: the same four context switches per round trip with no
+    // channel at all (two green threads yielding to each other).
+    g.bench_function("greenhouse_yield_pair_1_worker_floor", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let other = thread::spawn(move || {
+                    for _ in 0..iters {
+                        thread::yield_now();
+                    }
+                });
+                let start = Instant::now();
+                for _ in 0..iters {
+                    thread::yield_now();
+                }
+                let took = start.elapsed();
+                other.join().unwrap();
+                took
+            })
         })
     });
     g.bench_function("std_mpsc_os_threads", |b| {

@@ -739,14 +739,21 @@ pub fn wait<T>(
 /// # Example
 ///
 /// ```
-/// use std::time::Duration;
+/// use greenhouse::{channel, thread};
 /// greenhouse::run(|| {
-///     let hs: Vec<_> = [40u64, 10, 20].into_iter()
-///         .map(|ms| greenhouse::thread::spawn(move || {
-///             greenhouse::thread::sleep(Duration::from_millis(ms)); ms }))
-///         .collect();
-///     let order: Vec<u64> = greenhouse::thread::as_completed(hs).map(Result::unwrap).collect();
-///     assert_eq!(order, [10, 20, 40]);
+///     // Three green threads, each finishing when its gate opens.
+///     let (gates, hs): (Vec<_>, Vec<_>) = (0..3)
+///         .map(|i| {
+///             let (open, gate) = channel::bounded::<()>(1);
+///             (open, thread::spawn(move || { gate.recv().unwrap(); i }))
+///         })
+///         .unzip();
+///     let mut done = thread::as_completed(hs);
+///     for i in [2, 0, 1] {
+///         gates[i].send(()).unwrap();
+///         assert_eq!(done.next().unwrap().unwrap(), i);
+///     }
+///     assert!(done.next().is_none());
 /// });
 /// ```
 pub fn as_completed<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> AsCompleted<T> {
@@ -808,12 +815,23 @@ impl<T> Iterator for AsCompleted<T> {
 /// });
 /// ```
 pub fn sleep(dur: Duration) {
-    match Instant::now().checked_add(dur) {
-        Some(deadline) => sleep_until(deadline),
+    let now = Instant::now();
+    match now.checked_add(dur) {
+        Some(deadline) => sleep_between(now, deadline),
         None => loop {
             park_until(None, WaitReason::Sleep);
         },
     }
+}
+
+/// Sleeps until `deadline`, the clock having just read `now`.
+fn sleep_between(mut now: Instant, deadline: Instant) {
+    while now < deadline {
+        park::park_until_future(deadline, WaitReason::Sleep);
+        now = Instant::now();
+    }
+    // Even a zero sleep is a cancellation point.
+    park::check_cancel();
 }
 
 /// Sleeps until `deadline` (no-op if it has passed). A cancellation point.
@@ -829,11 +847,7 @@ pub fn sleep(dur: Duration) {
 /// });
 /// ```
 pub fn sleep_until(deadline: Instant) {
-    while Instant::now() < deadline {
-        park_until(Some(deadline), WaitReason::Sleep);
-    }
-    // Even a zero sleep is a cancellation point.
-    park::check_cancel();
+    sleep_between(Instant::now(), deadline)
 }
 
 /// Lets the other ready green threads of this worker run, then continues

@@ -48,25 +48,31 @@ fn ten_sleeps_of_two_seconds_overlap_on_one_and_two_workers() {
             took >= Duration::from_secs(2),
             "{workers} workers: {took:?}"
         );
-        assert!(took < Duration::from_secs(5), "{workers} workers: {took:?}");
+        // Loose: other tests share this (debug build, 2-core) machine.
+        assert!(
+            took < Duration::from_secs(10),
+            "{workers} workers: {took:?}"
+        );
     }
 }
 
 #[test]
-fn hundred_thousand_green_threads_spawned_and_joined() {
+fn hundred_thousand_green_threads_spawned_and_joined_on_one_and_two_workers() {
     let n = 100_000.min(live_green_thread_budget());
     if n < 100_000 {
         eprintln!("note: vm.max_map_count too low and not raisable; scaled down to {n}");
     }
-    let count = rt(2).run(move || {
-        let hs: Vec<_> = (0..n).map(|i| thread::spawn(move || i)).collect();
-        let mut sum = 0usize;
-        for h in hs {
-            sum += h.join().unwrap();
-        }
-        sum
-    });
-    assert_eq!(count, n * (n - 1) / 2);
+    for workers in [1, 2] {
+        let count = rt(workers).run(move || {
+            let hs: Vec<_> = (0..n).map(|i| thread::spawn(move || i)).collect();
+            let mut sum = 0usize;
+            for h in hs {
+                sum += h.join().unwrap();
+            }
+            sum
+        });
+        assert_eq!(count, n * (n - 1) / 2, "{workers} workers");
+    }
 }
 
 #[test]
@@ -157,7 +163,13 @@ fn kill_from_an_os_thread() {
 
 #[test]
 fn nested_timeouts_the_first_to_expire_wins_and_only_it_reports() {
-    rt(1).run(|| {
+    for workers in [1, 2] {
+        nested_timeouts_on(workers);
+    }
+}
+
+fn nested_timeouts_on(workers: usize) {
+    rt(workers).run(|| {
         // Inner expires first.
         let r = timeout(Duration::from_secs(10), || {
             timeout(Duration::from_millis(20), || {
@@ -252,7 +264,13 @@ fn run_resumes_a_panic_of_the_root() {
 
 #[test]
 fn spawn_from_an_os_thread_through_handle() {
-    let rt = rt(2);
+    for workers in [1, 2] {
+        spawn_from_os_threads_on(workers);
+    }
+}
+
+fn spawn_from_os_threads_on(workers: usize) {
+    let rt = rt(workers);
     let handle = rt.handle();
     let results: Vec<u64> = (0..4)
         .map(|i| {

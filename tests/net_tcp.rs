@@ -554,3 +554,39 @@ fn incoming_yields_connections() {
         assert_eq!(mine, theirs);
     });
 }
+
+/// Data and the peer's FIN reported by one poll event: the short read that
+/// takes the data must not forget the hang-up, or the next read (which
+/// trusts the readiness bits and parks) would wait for an event that never
+/// comes instead of returning end-of-file.
+#[test]
+fn a_short_read_keeps_the_hang_up_that_came_with_its_data() {
+    // One worker: the writer's write and close happen with no poll between
+    // them, so the reader's wake-up carries both.
+    rt(1).run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let go = Arc::new(greenhouse::sync::Event::new());
+        let go2 = Arc::clone(&go);
+        let writer = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            go2.wait();
+            s.write_all(b"hello").unwrap();
+            drop(s);
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        // Register the socket and see its readiness cleared: a read that
+        // finds nothing and times out.
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut buf = [0u8; 4096];
+        assert_eq!(s.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        go.set();
+        let n = s.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        let started = Instant::now();
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "end-of-file after the data");
+        assert!(started.elapsed() < PATIENCE / 2);
+        writer.join().unwrap();
+    });
+}

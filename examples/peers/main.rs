@@ -65,6 +65,55 @@ enum Sub {
     /// One contender running one job (the harness runs itself this way).
     #[command(hide = true)]
     Child(child::ChildArgs),
+    /// Drive a running server with the load generator (for profiling a
+    /// server started with `child --job serve`).
+    #[command(hide = true)]
+    Load(LoadArgs),
+}
+
+/// Arguments of the hidden `load` subcommand.
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// The server.
+    #[arg(long)]
+    addr: std::net::SocketAddr,
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    conns: usize,
+    /// Protocol.
+    #[arg(long, value_enum, default_value = "echo")]
+    proto: proto::Proto,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    secs: f64,
+}
+
+fn load(a: LoadArgs) {
+    osutil::raise_nofile();
+    let spec = loadgen::LoadSpec {
+        addr: a.addr,
+        conns: a.conns,
+        proto: a.proto,
+        threads: a.threads,
+        pin_cpu: None,
+        warmup: std::time::Duration::ZERO,
+        measure: std::time::Duration::from_secs_f64(a.secs),
+    };
+    match loadgen::run(&spec, || ()) {
+        Ok(r) => println!(
+            "{:.0} round trips/s, p99 {:.0} µs, {} errors",
+            r.completed as f64 / r.secs,
+            measure::percentile(&r.latencies_ns, 99.0).unwrap_or(0) as f64 / 1e3,
+            r.errors
+        ),
+        Err(e) => {
+            eprintln!("peers: load: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// What to run and at which sizes.
@@ -176,8 +225,10 @@ impl Opts {
 
 fn main() {
     let cli = Cli::parse();
-    if let Some(Sub::Child(a)) = cli.child {
-        child::main(a);
+    match cli.child {
+        Some(Sub::Child(a)) => child::main(a),
+        Some(Sub::Load(a)) => return load(a),
+        None => {}
     }
     let o = cli.opts.quickened();
     if o.nice != 0 {

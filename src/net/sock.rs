@@ -182,6 +182,41 @@ impl<S: StdSocket> Sock<S> {
         self.src.do_io(Interest::Write, deadline, || op(&self.sock))
     }
 
+    /// A stream read into `len` bytes of buffer: as [`read`](Sock::read),
+    /// and a short read (0 < n < len) marks the socket drained, so the next
+    /// read parks without a failing system call.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.settings.nonblocking.load(Relaxed) {
+            return op(&self.sock);
+        }
+        let deadline = Self::deadline(&self.settings.read_timeout);
+        self.src.do_io_drained(
+            Interest::Read,
+            deadline,
+            || op(&self.sock),
+            |&n| n > 0 && n < len,
+        )
+    }
+
+    /// A stream write of `len` bytes: as [`write`](Sock::write), and a short
+    /// write marks the socket full.
+    pub(crate) fn write_stream(
+        &self,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.settings.nonblocking.load(Relaxed) {
+            return op(&self.sock);
+        }
+        let deadline = Self::deadline(&self.settings.write_timeout);
+        self.src
+            .do_io_drained(Interest::Write, deadline, || op(&self.sock), |&n| n < len)
+    }
+
     /// Runs `op` until it stops returning `WouldBlock`, waiting for
     /// writability, until `deadline` (how connect waits for the handshake).
     pub(crate) fn write_until<R>(

@@ -398,10 +398,12 @@ impl Read for UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(|mut s| s.read(buf))
+        let len = buf.len();
+        self.inner.read_stream(len, |mut s| s.read(buf))
     }
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.inner.read(|mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 
@@ -419,10 +421,11 @@ impl Write for UnixStream {
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(|mut s| s.write(buf))
+        self.inner.write_stream(buf.len(), |mut s| s.write(buf))
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.inner.write(|mut s| s.write_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.inner.write_stream(len, |mut s| s.write_vectored(bufs))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

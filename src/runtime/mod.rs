@@ -45,6 +45,7 @@ pub(crate) mod io;
 pub(crate) mod local;
 pub(crate) mod monitor;
 pub(crate) mod park;
+pub(crate) mod records;
 pub(crate) mod task;
 pub(crate) mod timer;
 pub(crate) mod worker;

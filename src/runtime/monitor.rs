@@ -28,7 +28,7 @@ pub(crate) struct MonitorStop {
 #[derive(Clone, Copy, Default)]
 struct Seen {
     switches: u64,
-    task: u64,
+    task: usize,
     since: Option<Instant>,
     reported: bool,
 }
@@ -86,7 +86,7 @@ fn check_stuck(shared: &Shared, seen: &mut [Seen], threshold: Duration) {
     let now = Instant::now();
     for (i, w) in shared.workers.iter().enumerate() {
         let switches = w.stats.switches.load(Relaxed);
-        let task = w.stats.running.load(Relaxed);
+        let task = w.stats.running.load(Relaxed) as usize;
         let s = &mut seen[i];
         if task == 0 || switches != s.switches || task != s.task {
             *s = Seen {
@@ -102,7 +102,7 @@ fn check_stuck(shared: &Shared, seen: &mut [Seen], threshold: Duration) {
             s.reported = true;
             let name = match w.running_name() {
                 Some((id, name)) if id == task => name,
-                _ => format!("green-{task}"),
+                _ => "<finished meanwhile>".to_string(),
             };
             log::warn!(
                 "greenhouse: green thread '{name}' has run for over {} ms on worker {i} without \

@@ -304,6 +304,17 @@ fn cancel_slow(task: &Task) {
 /// Parks the caller until unparked, `deadline` passes, or (spuriously) at any
 /// time; unwinds instead of returning when the caller is cancelled.
 pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) {
+    park_until_inner(deadline, reason, false)
+}
+
+/// `park_until` for a caller that has just read the clock and seen
+/// `deadline` still ahead (sleep): skips reading it again.
+pub(crate) fn park_until_future(deadline: Instant, reason: WaitReason) {
+    park_until_inner(Some(deadline), reason, true)
+}
+
+#[inline]
+fn park_until_inner(deadline: Option<Instant>, reason: WaitReason, future: bool) {
     let Some((task, own_stack)) = current_with_own_stack() else {
         check_cancel();
         let deadline = min_deadline(deadline, OS_TIMEOUTS.with(|t| t.borrow().earliest()));
@@ -314,13 +325,14 @@ pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) {
     check_cancel_task(task);
     // SAFETY: the running task on its owner thread (see with_timeouts).
     let scopes = unsafe { &task.local_mut().timeouts };
-    let deadline = if scopes.scopes.is_empty() {
-        deadline
+    let (deadline, future) = if scopes.scopes.is_empty() {
+        (deadline, future)
     } else {
-        min_deadline(deadline, scopes.earliest())
+        // A scope's deadline may already have passed: check the clock.
+        (min_deadline(deadline, scopes.earliest()), false)
     };
     if own_stack && !std::thread::panicking() {
-        park_green(task, deadline, reason);
+        park_green(task, deadline, reason, future);
     } else {
         park_os(Some(task), deadline, reason);
     }
@@ -328,14 +340,14 @@ pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) {
 }
 
 #[inline]
-fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason) {
+fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason, future: bool) {
     // A token left by an earlier unpark: consume it and return. (Checked
     // again by the worker after the suspension; this only saves a switch.)
     if task.notified.load(Relaxed) && task.notified.swap(false, SeqCst) {
         return;
     }
     if let Some(d) = deadline {
-        if d <= Instant::now() {
+        if !future && d <= Instant::now() {
             return;
         }
     }
@@ -353,7 +365,12 @@ fn suspend(task: &Task, why: Suspend) {
     // SAFETY: the running task on its own stack; the yielder was recorded by
     // the task's entry closure and lives on this coroutine's stack for its
     // whole life. `local` is not borrowed across the switch.
-    let yielder = unsafe { &*task.local_mut().yielder };
+    let local = unsafe { task.local_mut() };
+    // Where this stack will be touched when the task resumes (the worker
+    // prefetches around it).
+    let here = 0u8;
+    local.sp_hint = std::ptr::addr_of!(here) as usize;
+    let yielder = unsafe { &*local.yielder };
     yielder.suspend(why);
 }
 

@@ -27,7 +27,7 @@
 //!   `JoinHandle`'s owner) while `join_state` is EMPTY, and read only by the
 //!   finisher after it swapped WAITING → DONE.
 
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
@@ -170,7 +170,7 @@ impl<B: GreenBody> TaskCell<B> {
     unsafe fn dealloc_raw(t: NonNull<Task>) {
         let p = t.as_ptr() as *mut TaskCell<B>;
         std::ptr::drop_in_place(p);
-        dealloc(p as *mut u8, Layout::new::<TaskCell<B>>());
+        super::records::free_record(t.cast(), Layout::new::<TaskCell<B>>());
     }
 }
 
@@ -195,16 +195,12 @@ impl TaskRef {
     ) -> (TaskRef, *const B) {
         // Built in place: a `Box::new` of the whole cell would build it on
         // the stack and copy a few hundred bytes.
-        let layout = Layout::new::<TaskCell<B>>();
-        // SAFETY: TaskCell has a non-zero size (the header).
-        let p = unsafe { alloc(layout) } as *mut TaskCell<B>;
-        let Some(p) = NonNull::new(p) else {
-            handle_alloc_error(layout)
-        };
-        let p = p.as_ptr();
-        // SAFETY: `p` is a fresh allocation for a TaskCell<B>; both fields are
-        // written before the cell is used, and `dealloc_raw` frees it with
-        // the same layout.
+        let p = super::records::alloc_record(Layout::new::<TaskCell<B>>())
+            .cast::<TaskCell<B>>()
+            .as_ptr();
+        // SAFETY: `p` is fresh memory for a TaskCell<B> (size and alignment
+        // at least its layout's); both fields are written before the cell is
+        // used, and `dealloc_raw` frees it with the same layout.
         unsafe {
             addr_of_mut!((*p).header).write(Task::new(
                 id,
@@ -324,6 +320,10 @@ pub(crate) struct TaskLocal {
     pub(crate) timer_seq: u32,
     /// Deadline of the task's live timer entry, if one is armed.
     pub(crate) timer_armed: Option<Instant>,
+    /// Top of the task's stack, and roughly where its stack pointer was when
+    /// it last suspended: what the worker prefetches before resuming it.
+    pub(crate) stack_top: usize,
+    pub(crate) sp_hint: usize,
 }
 
 /// One green thread's header (see the module docs). Hot fields first.
@@ -395,6 +395,8 @@ impl Task {
                 park_deadline: None,
                 timer_seq: 0,
                 timer_armed: None,
+                stack_top: 0,
+                sp_hint: 0,
             }),
             name,
             shared,
@@ -465,10 +467,16 @@ impl Task {
     /// park returns at once. Callable from any thread.
     pub(crate) fn unpark(&self) {
         self.notified.store(true, SeqCst);
-        if self
-            .state
-            .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
-            .is_ok()
+        // Load before the CAS: a task that is running or already scheduled
+        // (a sync waiter still spinning, the common same-worker case) costs
+        // no locked instruction. Still a Dekker pair with
+        // `after_suspend_park` (store PARKED, then load `notified`; all
+        // SeqCst): if this load misses PARKED, the parker sees `notified`.
+        if self.state.load(SeqCst) == PARKED
+            && self
+                .state
+                .compare_exchange(PARKED, SCHEDULED, SeqCst, SeqCst)
+                .is_ok()
         {
             super::worker::schedule(self);
         } else if self.os_blocked.load(SeqCst) {

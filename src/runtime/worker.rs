@@ -17,7 +17,7 @@
 //! - Everything in [`WorkerCtx`] and a task's `local` is touched only by the
 //!   worker's own thread. Other threads learn about a worker's green threads
 //!   by asking it (a census, see [`Shared::census`]) or, for the one it runs
-//!   now, through [`WorkerStats::running_name`] under the `readers` protocol.
+//!   now, through [`WorkerShared::running_name`] under the `readers` protocol.
 //! - Statistics in [`WorkerStats`] are written only by their worker (plain
 //!   load + store, no read-modify-write), so counting costs no contention.
 
@@ -47,6 +47,8 @@ const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 /// Stale timer entries are swept once there are this many and they are at
 /// least half of all entries.
 const TIMER_COMPACT_AT: usize = 4096;
+/// How many unstarted tasks a worker takes ahead of running them.
+const NEW_AHEAD: usize = 2;
 /// Finished tasks are freed in batches of this many (each batch costs a
 /// fence; see `release_limbo`).
 const LIMBO_BATCH: usize = 4;
@@ -77,11 +79,10 @@ impl<T> std::ops::Deref for CachePadded<T> {
 pub(crate) struct WorkerStats {
     /// Incremented each time the worker resumes a task (stuck-worker monitor).
     pub(crate) switches: AtomicU64,
-    /// Id of the task running now, 0 when none.
-    pub(crate) running: AtomicU64,
-    /// The running task's `name` field, null when none. Read by other threads
-    /// only under the `readers` protocol (see [`WorkerShared::running_name`]).
-    running_name: AtomicPtr<Option<Box<str>>>,
+    /// The task running now, null when none. Other threads compare it, and
+    /// read through it only under the `readers` protocol (see
+    /// [`WorkerShared::running_name`]).
+    pub(crate) running: AtomicPtr<Task>,
     /// Green threads spawned from this worker's thread into its runtime.
     pub(crate) spawned: AtomicU64,
     /// Green threads that finished on this worker.
@@ -142,19 +143,16 @@ impl WorkerShared {
     /// (it keeps it in its limbo): a reader announces itself, then reads the
     /// pointer; the worker clears the pointer, then checks for readers
     /// (SeqCst on both sides), so one of them sees the other.
-    pub(crate) fn running_name(&self) -> Option<(u64, String)> {
+    /// Returns the task's address (as `stats.running` holds it) and name.
+    pub(crate) fn running_name(&self) -> Option<(usize, String)> {
         self.readers.fetch_add(1, SeqCst);
-        let id = self.stats.running.load(SeqCst);
-        let p = self.stats.running_name.load(SeqCst);
-        // SAFETY: a non-null pointer is the `name` field of a task that has
-        // not been freed: the worker frees finished tasks only when no reader
-        // is counted after it cleared this pointer (protocol above).
-        let name = unsafe { p.as_ref() }.map(|n| match n {
-            Some(n) => n.to_string(),
-            None => format!("green-{id}"),
-        });
+        let p = self.stats.running.load(SeqCst);
+        // SAFETY: a non-null pointer is a task that has not been freed: the
+        // worker frees finished tasks only when no reader is counted after it
+        // cleared this pointer (protocol above).
+        let name = unsafe { p.as_ref() }.map(Task::display_name);
         self.readers.fetch_sub(1, Release);
-        Some((id, name?))
+        Some((p as usize, name?))
     }
 }
 
@@ -417,6 +415,39 @@ impl Registry {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `addr`.
+#[inline(always)]
+fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the
+    // address (unmapped, guard page, null), and changes no program state.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+/// Prefetches `len` bytes from `addr` on.
+#[inline(always)]
+fn prefetch_range(addr: usize, len: usize) {
+    let mut a = addr & !63;
+    while a < addr + len {
+        prefetch(a);
+        a += 64;
+    }
+}
+
+/// Bytes of a task's header worth prefetching (its hot fields).
+const HEADER_PREFETCH: usize = 192;
+/// Bytes around a suspended task's stack pointer that its resume touches
+/// (saved registers below, the frames it returns through above).
+const STACK_BELOW_SP: usize = 128;
+const STACK_ABOVE_SP: usize = 512;
+/// Bytes below the top of a new task's stack that its first run writes.
+const NEW_STACK_PREFETCH: usize = 768;
+
 /// The FIFO of started tasks ready to run on this worker (owner only).
 ///
 /// An `UnsafeCell` rather than a `RefCell`: it is on every switch. Each
@@ -442,6 +473,13 @@ impl RunQueue {
     fn is_empty(&self) -> bool {
         // SAFETY: see the type's docs.
         unsafe { &*self.0.get() }.is_empty()
+    }
+
+    /// The task `i` places behind the head, if any.
+    #[inline]
+    fn peek(&self, i: usize) -> Option<TaskPtr> {
+        // SAFETY: see the type's docs.
+        unsafe { &*self.0.get() }.get(i).copied()
     }
 
     /// Empties the queue; the caller drops the tasks.
@@ -592,7 +630,8 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         poll,
         events: mio::Events::with_capacity(1024),
         due: Vec::new(),
-        tick: 0,
+        new_ahead: VecDeque::with_capacity(NEW_AHEAD + 1),
+        until_maintenance: MAINTENANCE_INTERVAL,
         new_streak: 0,
         swept: false,
         census_seen: 0,
@@ -610,7 +649,11 @@ struct Worker<'a> {
     events: mio::Events,
     /// Scratch for timers that fire.
     due: Vec<Entry>,
-    tick: u32,
+    /// The next few unstarted tasks, taken out of `new` so that their memory
+    /// can be prefetched before they run (see `next_task`).
+    new_ahead: VecDeque<TaskRef>,
+    /// Tasks to run before the next maintenance pass.
+    until_maintenance: u32,
     new_streak: u32,
     /// Killed every registered task after shutdown began.
     swept: bool,
@@ -630,8 +673,9 @@ impl Worker<'_> {
                     }
                     Next::Ready(p) => self.run_task(p),
                 }
-                self.tick = self.tick.wrapping_add(1);
-                if self.tick % MAINTENANCE_INTERVAL == 0 {
+                self.until_maintenance -= 1;
+                if self.until_maintenance == 0 {
+                    self.until_maintenance = MAINTENANCE_INTERVAL;
                     self.maintenance(Some(Duration::ZERO));
                 }
                 continue;
@@ -650,10 +694,16 @@ impl Worker<'_> {
     /// interleaved with tasks that yield — gevent's FIFO), but never more than
     /// NEW_STREAK in a row while started tasks wait.
     #[inline]
+    ///
+    /// Running a green thread that has not run for a while starts with cache
+    /// misses on its header and stack (with 100,000 of them, nothing stays
+    /// cached), so while handing out one task this also prefetches the
+    /// stack of the one after it and the header of the one after that (whose
+    /// stack address is read from its header at the next step).
     fn next_task(&mut self) -> Option<Next> {
         let ready_waiting = !self.ctx.ready.is_empty();
-        if (!ready_waiting || self.new_streak < NEW_STREAK) && !self.ctx.new.is_empty() {
-            if let Some(t) = self.ctx.new.pop() {
+        if (!ready_waiting || self.new_streak < NEW_STREAK) && self.new_available() {
+            if let Some(t) = self.take_new() {
                 self.new_streak += 1;
                 return Some(Next::New(t));
             }
@@ -662,7 +712,54 @@ impl Worker<'_> {
         if !ready_waiting {
             self.drain_inbox();
         }
-        self.ctx.ready.pop().map(Next::Ready)
+        let p = self.ctx.ready.pop()?;
+        if let Some(next) = self.ctx.ready.peek(0) {
+            // SAFETY: a queued started task (TaskPtr's invariant); its
+            // `local` is the owner's (this thread's) while it does not run.
+            let local = unsafe { next.task().local_mut() };
+            let lo = local.sp_hint.saturating_sub(STACK_BELOW_SP);
+            let hi = (local.sp_hint + STACK_ABOVE_SP).min(local.stack_top);
+            prefetch_range(lo, hi.saturating_sub(lo));
+            if let Some(after) = self.ctx.ready.peek(1) {
+                // SAFETY: as above.
+                prefetch_range(
+                    unsafe { after.task() } as *const Task as usize,
+                    HEADER_PREFETCH,
+                );
+            }
+        }
+        Some(Next::Ready(p))
+    }
+
+    #[inline]
+    fn new_available(&self) -> bool {
+        !self.new_ahead.is_empty() || !self.ctx.new.is_empty()
+    }
+
+    /// The next unstarted task, keeping up to NEW_AHEAD more taken out of
+    /// `new` with their memory prefetched.
+    #[inline]
+    fn take_new(&mut self) -> Option<TaskRef> {
+        let t = match self.new_ahead.pop_front() {
+            Some(t) => t,
+            None => self.ctx.new.pop()?,
+        };
+        while self.new_ahead.len() < NEW_AHEAD && !self.ctx.new.is_empty() {
+            let Some(next) = self.ctx.new.pop() else {
+                break;
+            };
+            prefetch_range(&*next as *const Task as usize, HEADER_PREFETCH);
+            self.new_ahead.push_back(next);
+        }
+        if let Some(next) = self.new_ahead.front() {
+            // SAFETY: an unstarted task this worker holds alone (in
+            // `new_ahead`); only reading where its stack is.
+            if let Co::Unstarted(stack) = unsafe { &*next.co_mut() } {
+                let top = corosensei::stack::Stack::base(stack).get();
+                prefetch_range(top - NEW_STACK_PREFETCH, NEW_STACK_PREFETCH);
+            }
+        }
+        Some(t)
     }
 
     fn drain_inbox(&self) -> bool {
@@ -880,10 +977,11 @@ impl Worker<'_> {
             .borrow()
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
-        // Stacks pooled during a burst are released once the worker has been
-        // idle for a while (see stack::trim_pool); so are finished tasks kept
-        // for a reader.
-        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE;
+        // Stacks and task records pooled during a burst are released once the
+        // worker has been idle for a while (stack::trim_pool, records::trim);
+        // so are finished tasks kept for a reader.
+        let trim = crate::stack::pool_len() > crate::stack::POOL_KEEP_WHEN_IDLE
+            || super::records::has_surplus();
         if trim || !self.ctx.limbo.borrow().is_empty() {
             timeout = Some(timeout.map_or(IDLE_TRIM_AFTER, |t| t.min(IDLE_TRIM_AFTER)));
         }
@@ -893,6 +991,7 @@ impl Worker<'_> {
         let woke = self.maintenance(Some(Duration::ZERO));
         if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
             crate::stack::trim_pool();
+            super::records::trim();
         }
     }
 
@@ -920,21 +1019,19 @@ impl Worker<'_> {
             unreachable!("a started task has a coroutine");
         };
         bump(&stats.switches);
-        stats.running.store(task.id, Relaxed);
         stats
-            .running_name
-            .store(&task.name as *const _ as *mut _, Relaxed);
-        let greenlets = std::mem::take(unsafe { &mut task.local_mut().greenlets });
-        let outer = crate::greenlet::swap_thread_state(greenlets);
+            .running
+            .store(task as *const Task as *mut Task, Relaxed);
+        // The task's greenlet state goes in for the resume (the worker's own,
+        // empty, waits in its place) and comes back out after.
+        unsafe { task.local_mut() }.greenlets.swap_with_running();
         let result = {
             let _enter = EnterTask::new(task);
             let _stack = OnRecord::enter(record);
             co.resume(())
         };
-        let greenlets = crate::greenlet::swap_thread_state(outer);
-        unsafe { task.local_mut().greenlets = greenlets };
-        stats.running_name.store(std::ptr::null_mut(), Release);
-        stats.running.store(0, Relaxed);
+        unsafe { task.local_mut() }.greenlets.swap_with_running();
+        stats.running.store(std::ptr::null_mut(), Release);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
                 task.state.store(SCHEDULED, Relaxed);
@@ -987,12 +1084,15 @@ impl Worker<'_> {
         // The overflow record names the task; its name lives in the task.
         let name = task.name.as_deref().unwrap_or("<unnamed>");
         let record = stack.info().record(name);
+        let top = corosensei::stack::Stack::base(&stack).get();
         // SAFETY: as above; started exactly once.
         *co = Co::Started(unsafe { task.start_body(stack) }, record);
         let p = TaskPtr::of(&task);
         let slot = self.ctx.registry.borrow_mut().insert(task);
         // SAFETY: as above; `p` is alive (the registry holds it).
-        unsafe { p.task().local_mut() }.slot = slot;
+        let local = unsafe { p.task().local_mut() };
+        local.slot = slot;
+        local.stack_top = top;
         Some(p)
     }
 
@@ -1032,6 +1132,7 @@ impl Drop for Worker<'_> {
         // Runs after the loop stopped: no task is alive any more (shutdown
         // waited for all of them), so this only frees leftovers.
         self.ctx.limbo.borrow_mut().clear();
+        self.new_ahead.clear();
         drop(self.ctx.ready.take_all());
     }
 }
