@@ -255,3 +255,32 @@ fn ca_cert_makes_the_program_trust_a_private_ca_and_only_then() {
     std::fs::remove_file(&ca).unwrap();
     std::fs::remove_file(&not_pem).unwrap();
 }
+
+#[test]
+fn failures_say_what_failed_in_every_mode() {
+    for mode in [RunMode::Sequential, RunMode::Threads, RunMode::Green] {
+        downloader_common::check_failures(mode);
+    }
+}
+
+#[test]
+fn check_url_passes_http_and_https_urls_with_any_valid_authority() {
+    use downloader::download::check_url;
+    for ok in [
+        "http://127.0.0.1/a.bin",
+        "https://example.com:443/a?b=c#d",
+        "http://user:pw@example.com:8080/",
+        "http://[::1]:65535/x",
+        "https://[::1]/x",
+    ] {
+        assert_eq!(check_url(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "http://[::1]:0/x",
+        "http://host:80a/",
+        "http://[::1]:70000/",
+    ] {
+        let err = check_url(bad).unwrap_err();
+        assert!(err.starts_with("bad URL"), "{bad}: {err}");
+    }
+}

@@ -61,3 +61,8 @@ fn patched_downloads_overlap_instead_of_blocking_the_workers() {
     assert!(took < Duration::from_secs(6), "60 x 400 ms took {took:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn patched_mode_failures_say_what_failed() {
+    downloader_common::check_failures(RunMode::Patched);
+}

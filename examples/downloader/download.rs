@@ -167,7 +167,8 @@ pub fn fetch(
     names: &Names,
     progress: &ProgressBar,
 ) -> Result<Saved, String> {
-    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    check_url(url)?;
+    let mut resp = agent.get(url).call().map_err(|e| describe(&e))?;
     let (mut file, path) = names
         .create(dir, url)
         .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
@@ -185,6 +186,58 @@ pub fn fetch(
             let _ = fs::remove_file(&path);
             Err(e.to_string())
         }
+    }
+}
+
+/// Refuses what is not an http(s) URL with a host and a valid port, before
+/// the client sees it: the client's own messages for these are terse
+/// ("http: invalid uri character"), and it takes a port over 65535 for
+/// no port at all (and connects to 80).
+///
+/// # Errors
+/// A message saying what is wrong with the URL.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if !url.contains("://") {
+        return Err("bad URL: no scheme (give http://… or https://…)".into());
+    }
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("bad URL (not an http or https URL: {e})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => {
+            return Err(format!(
+                "bad URL: unsupported scheme {other}:// (only http and https)"
+            ))
+        }
+        None => return Err("bad URL: no scheme (give http://… or https://…)".into()),
+    }
+    if uri.host().map_or(true, str::is_empty) {
+        return Err("bad URL: no host".into());
+    }
+    // `Uri::port` is `None` for a port that does not fit a u16: look at the
+    // authority's text (after any user info and any `[IPv6]` literal).
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port.find(':').map_or("", |i| &host_port[i..]),
+    };
+    if let Some(port) = after_host.strip_prefix(':') {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("bad URL: port {port} is not 1-65535"));
+        }
+    }
+    Ok(())
+}
+
+/// The client's error, with a hint where the fix is the user's.
+fn describe(e: &ureq::Error) -> String {
+    let msg = e.to_string();
+    if msg.to_lowercase().contains("unknownissuer") {
+        format!("{msg} (the server's certificate is not signed by a trusted CA; --ca-cert FILE adds one)")
+    } else {
+        msg
     }
 }
 

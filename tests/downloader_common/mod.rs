@@ -279,3 +279,59 @@ pub fn check_https(mode: RunMode) {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_file(&ca).unwrap();
 }
+
+/// The ways a URL can fail before any byte arrives, each with what its
+/// error message must say: an untrusted certificate, a refused connection,
+/// and URLs that are not http(s) URLs at all.
+pub fn check_failures(mode: RunMode) {
+    let tls = TlsServer::start(1);
+    // A port that was listening a moment ago and is not any more.
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cases: Vec<(String, &[&str])> = vec![
+        (tls.url(0), &["certificate", "--ca-cert"]),
+        (
+            format!("http://{refused}/file.bin"),
+            &["connection refused"],
+        ),
+        ("not a url".to_string(), &["bad url", "no scheme"]),
+        ("127.0.0.1/file.bin".to_string(), &["bad url", "no scheme"]),
+        (
+            "http://a host/".to_string(),
+            &["bad url", "not an http or https url"],
+        ),
+        (
+            "ftp://127.0.0.1/file.bin".to_string(),
+            &["bad url", "ftp://"],
+        ),
+        ("http:///file.bin".to_string(), &["bad url"]),
+        (
+            "http://127.0.0.1:99999/file.bin".to_string(),
+            &["bad url", "port 99999"],
+        ),
+    ];
+    let dir = temp_dir(&format!("failures-{mode:?}"));
+    let opts = Options {
+        out_dir: dir.clone(),
+        concurrency: None,
+        timeout: Some(Duration::from_secs(20)),
+        mode,
+        report_failures: false,
+        tls_roots: None,
+    };
+    let urls: Vec<String> = cases.iter().map(|(u, _)| u.clone()).collect();
+    let outcomes = download_all(&urls, &opts, &ProgressBar::hidden()).unwrap();
+    for (o, (url, says)) in outcomes.iter().zip(&cases) {
+        let err = match &o.result {
+            Ok(s) => panic!("{url} downloaded to {}", s.path.display()),
+            Err(e) => e.to_lowercase(),
+        };
+        for s in *says {
+            assert!(err.contains(s), "{url}: {err:?} does not say {s:?}");
+        }
+    }
+    assert!(files_in(&dir).is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
