@@ -10,8 +10,8 @@
 //!   `greenhouse::net::TcpStream`), `patched` is `--mode patched` (ureq's
 //!   own `std::net` transport under `patch_all`). The fixture server runs
 //!   in this process, the same for both.
-//! - `chat`: chat-load (200 clients in rooms of 10, 20 messages each: 4,000
-//!   sent, 40,000 delivered, every room's order checked) against the chat
+//! - `chat`: chat-load (400 clients in rooms of 10, 25 messages each:
+//!   10,000 sent, 100,000 delivered, every room's order checked) against the chat
 //!   server in `--mode green` and in `--mode patched` (std's sockets under
 //!   `patch_all`, greenhouse's threads and locks). The time is chat-load's
 //!   messages phase; connecting is left out.
@@ -66,8 +66,8 @@ fn fixture() -> FixtureConfig {
 fn chat_load_config(addr: SocketAddr, server_pid: u32) -> chat_load::LoadConfig {
     chat_load::LoadConfig {
         addr,
-        clients: 200,
-        messages: 20,
+        clients: 400,
+        messages: 25,
         room_size: 10,
         server_pid: Some(server_pid),
         connect_concurrency: 64,
@@ -276,6 +276,13 @@ impl ChatServer {
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChatServer {
+    /// A failed check panics; the server child must not outlive it.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
