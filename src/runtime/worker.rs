@@ -178,7 +178,6 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<TaskRef>,
     /// Green threads spawned from threads that are not this runtime's workers.
     foreign_spawned: AtomicU64,
-    pub(crate) io_waiting: AtomicUsize,
     pub(crate) external_handles: AtomicUsize,
     /// Threads inside `Runtime::run`/`try_run`: deadlocks are only reported
     /// while one waits (between runs, the runtime's owner may still wake
@@ -225,7 +224,6 @@ impl Shared {
             workers,
             injector: Injector::new(),
             foreign_spawned: AtomicU64::new(0),
-            io_waiting: AtomicUsize::new(0),
             external_handles: AtomicUsize::new(0),
             runs_waiting: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
@@ -948,12 +946,7 @@ impl Worker<'_> {
             }
             return;
         }
-        for ev in self.events.iter() {
-            if ev.token() == WAKE_TOKEN {
-                continue;
-            }
-            self.me.io.dispatch(ev);
-        }
+        self.me.io.dispatch(&self.events, WAKE_TOKEN);
     }
 
     /// Blocks in the poll until a wake-up, a socket event or the next timer.
