@@ -590,3 +590,59 @@ fn a_short_read_keeps_the_hang_up_that_came_with_its_data() {
         writer.join().unwrap();
     });
 }
+
+/// A server's handlers, spawned one at a time by the accept loop and each
+/// parked in `read` before the next connection comes, spread over both
+/// workers: a started green thread never moves, so without the hand-off
+/// of spawns to an idle, lighter worker every handler stayed on the accept
+/// loop's worker while the other idled.
+#[test]
+fn connection_handlers_spawned_one_by_one_spread_over_two_workers() {
+    const CONNS: usize = 20;
+    let on_threads = rt(2).run(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t2 = threads.clone();
+        let server = thread::spawn(move || {
+            for _ in 0..CONNS {
+                let (mut s, _) = listener.accept().unwrap();
+                let threads = t2.clone();
+                thread::spawn(move || {
+                    let mut buf = [0; 16];
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                let me = std::thread::current().id();
+                                threads.lock().unwrap().push(me);
+                                s.write_all(&buf[..n]).unwrap();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let mut clients = Vec::new();
+        for _ in 0..CONNS {
+            // Each handler has answered (so it has started and parked in
+            // its next read) before the next connection is made.
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"x").unwrap();
+            let mut b = [0; 1];
+            c.read_exact(&mut b).unwrap();
+            clients.push(c);
+        }
+        server.join().unwrap();
+        drop(clients);
+        let v = threads.lock().unwrap().clone();
+        v
+    });
+    assert_eq!(on_threads.len(), CONNS);
+    let first = on_threads[0];
+    let on_first = on_threads.iter().filter(|&&t| t == first).count();
+    assert!(
+        (3..=CONNS - 3).contains(&on_first),
+        "{on_first} of {CONNS} handlers ran on one worker"
+    );
+}
