@@ -218,7 +218,7 @@ pub(crate) struct IoSlab {
 
 #[derive(Default)]
 struct SlabInner {
-    entries: Vec<Option<Arc<ScheduledIo>>>,
+    entries: Vec<Option<Arc<Registration>>>,
     free: Vec<usize>,
 }
 
@@ -228,19 +228,20 @@ impl IoSlab {
         self.len.load(Relaxed) == 0
     }
 
-    fn insert(&self, io: Arc<ScheduledIo>) -> usize {
+    /// Adds the registration `make` builds for the token it is given.
+    fn insert(&self, make: impl FnOnce(usize) -> Arc<Registration>) -> Arc<Registration> {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         self.len.fetch_add(1, Relaxed);
-        match s.free.pop() {
-            Some(i) => {
-                s.entries[i] = Some(io);
-                i
-            }
+        let token = match s.free.pop() {
+            Some(i) => i,
             None => {
-                s.entries.push(Some(io));
+                s.entries.push(None);
                 s.entries.len() - 1
             }
-        }
+        };
+        let reg = make(token);
+        s.entries[token] = Some(reg.clone());
+        reg
     }
 
     fn remove(&self, token: usize) {
@@ -265,7 +266,7 @@ impl IoSlab {
             if ev.token() == skip {
                 continue;
             }
-            let Some(Some(io)) = s.entries.get(ev.token().0) else {
+            let Some(Some(reg)) = s.entries.get(ev.token().0) else {
                 continue;
             };
             let mut bits = 0;
@@ -286,7 +287,7 @@ impl IoSlab {
             }
             // Waking under the table's lock is fine: unparking never
             // touches a table, and only registrations and drops contend.
-            io.set(bits);
+            reg.io.set(bits);
         }
     }
 }
@@ -301,12 +302,13 @@ pub(crate) fn io_waiting(shared: &Shared) -> usize {
         .sum()
 }
 
-/// Where a descriptor is registered.
+/// Where a descriptor is registered, and its readiness and waiters (one
+/// allocation: every I/O call reads both).
 struct Registration {
+    io: ScheduledIo,
     shared: Arc<Shared>,
     worker: usize,
     token: usize,
-    io: Arc<ScheduledIo>,
 }
 
 impl Registration {
@@ -325,7 +327,7 @@ impl Registration {
 pub(crate) struct IoSource {
     fd: RawFd,
     /// The current registration (null until a green thread has waited on
-    /// `fd`): one of the boxes in `regs`. Read with one load on every I/O
+    /// `fd`): one of those in `regs`. Read with one load on every I/O
     /// call, no lock and no reference count.
     current: AtomicPtr<Registration>,
     /// Every registration this source has had, the current one last. Also
@@ -335,8 +337,7 @@ pub(crate) struct IoSource {
     /// moved between runtimes or was deregistered by the monkey layer's
     /// `close`/`dup2` hooks — rare, and bounded by how often the user does
     /// that with one socket.
-    #[allow(clippy::vec_box)] // boxed for stable addresses: `current` points into them
-    regs: Mutex<Vec<Box<Registration>>>,
+    regs: Mutex<Vec<Arc<Registration>>>,
 }
 
 /// How the caller waits: parked through a registration with its worker's
@@ -367,9 +368,10 @@ impl IoSource {
     #[inline]
     fn current(&self) -> Option<&Registration> {
         let p = self.current.load(Acquire);
-        // SAFETY: a non-null `current` points into a box in `self.regs`,
-        // published (Release) after the box was filled; boxes are freed only
-        // when `self` drops, and the returned reference borrows `self`.
+        // SAFETY: a non-null `current` points to a registration that
+        // `self.regs` holds a reference to, published (Release) after it was
+        // built; `regs` only grows until `self` drops, and the returned
+        // reference borrows `self`.
         unsafe { p.as_ref() }
     }
 
@@ -389,31 +391,30 @@ impl IoSource {
                 return Ok(r); // registered meanwhile
             }
         }
-        let io = Arc::new(ScheduledIo::new());
         let w = &ctx.shared.workers[ctx.index];
-        let token = w.io.insert(io.clone());
+        let reg = w.io.insert(|token| {
+            Arc::new(Registration {
+                io: ScheduledIo::new(),
+                shared: ctx.shared.clone(),
+                worker: ctx.index,
+                token,
+            })
+        });
         if let Err(e) = w.registry.register(
             &mut mio::unix::SourceFd(&self.fd),
-            mio::Token(token),
+            mio::Token(reg.token),
             mio::Interest::READABLE | mio::Interest::WRITABLE,
         ) {
-            w.io.remove(token);
+            w.io.remove(reg.token);
             return Err(e);
         }
         if let Some(old) = old {
             old.deregister(self.fd);
         }
-        let reg = Box::new(Registration {
-            shared: ctx.shared.clone(),
-            worker: ctx.index,
-            token,
-            io,
-        });
-        let p = &*reg as *const Registration as *mut Registration;
+        let p = Arc::as_ptr(&reg) as *mut Registration;
         regs.push(reg);
         self.current.store(p, Release);
-        // SAFETY: `p` points into the box just stored in `regs` (see
-        // `current`).
+        // SAFETY: `p` is a registration `regs` now holds (see `current`).
         Ok(unsafe { &*p })
     }
 
@@ -518,7 +519,7 @@ impl IoSource {
     pub(crate) fn deregister(&self) {
         let _regs = self.regs.lock().unwrap_or_else(|e| e.into_inner());
         let p = self.current.swap(std::ptr::null_mut(), AcqRel);
-        // SAFETY: as in `current`; the box stays in `regs`.
+        // SAFETY: as in `current`; the registration stays in `regs`.
         if let Some(reg) = unsafe { p.as_ref() } {
             reg.deregister(self.fd);
         }
