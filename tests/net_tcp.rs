@@ -602,47 +602,44 @@ fn connection_handlers_spawned_one_by_one_spread_over_two_workers() {
     let on_threads = rt(2).run(|| {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let t2 = threads.clone();
-        let server = thread::spawn(move || {
+        // The clients: an OS thread (like a load generator), each
+        // connection answered before the next is made.
+        let clients = std::thread::spawn(move || {
+            let mut conns = Vec::new();
             for _ in 0..CONNS {
-                let (mut s, _) = listener.accept().unwrap();
-                let threads = t2.clone();
-                thread::spawn(move || {
-                    let mut buf = [0; 16];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                let me = std::thread::current().id();
-                                threads.lock().unwrap().push(me);
-                                s.write_all(&buf[..n]).unwrap();
-                            }
-                        }
-                    }
-                });
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(b"x").unwrap();
+                let mut b = [0; 1];
+                c.read_exact(&mut b).unwrap();
+                conns.push(c);
             }
         });
-        let mut clients = Vec::new();
+        let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut handlers = Vec::new();
         for _ in 0..CONNS {
-            // Each handler has answered (so it has started and parked in
-            // its next read) before the next connection is made.
-            let mut c = TcpStream::connect(addr).unwrap();
-            c.write_all(b"x").unwrap();
-            let mut b = [0; 1];
-            c.read_exact(&mut b).unwrap();
-            clients.push(c);
+            let (mut s, _) = listener.accept().unwrap();
+            let threads = threads.clone();
+            handlers.push(thread::spawn(move || {
+                let mut buf = [0; 16];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    threads.lock().unwrap().push(std::thread::current().id());
+                    s.write_all(&buf[..n]).unwrap();
+                }
+            }));
         }
-        server.join().unwrap();
-        drop(clients);
+        thread::spawn_blocking(move || clients.join().unwrap());
+        for h in handlers {
+            h.join().unwrap();
+        }
         let v = threads.lock().unwrap().clone();
         v
     });
     assert_eq!(on_threads.len(), CONNS);
+    // How many land where depends on when each worker looks idle (an OS
+    // thread preempted while it runs a handler looks busy), so only ask
+    // for both workers: the other one is certainly idle at the first spawn
+    // past the margin, and without the hand-off all 20 land on one.
     let first = on_threads[0];
     let on_first = on_threads.iter().filter(|&&t| t == first).count();
-    assert!(
-        (3..=CONNS - 3).contains(&on_first),
-        "{on_first} of {CONNS} handlers ran on one worker"
-    );
+    assert!(on_first < CONNS, "all {CONNS} handlers ran on one worker");
 }

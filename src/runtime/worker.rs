@@ -831,9 +831,11 @@ impl Worker<'_> {
             return true;
         }
         loop {
-            match self.me.handoff.steal_batch_and_pop(&self.ctx.new) {
+            // Into `new_ahead`, not the stealable deque: the spawner handed
+            // it here for balance, it must not be stolen back.
+            match self.me.handoff.steal() {
                 Steal::Success(t) => {
-                    self.ctx.new.push(t);
+                    self.new_ahead.push_back(t);
                     return true;
                 }
                 Steal::Retry => continue,
