@@ -827,7 +827,9 @@ impl Worker<'_> {
         if self.drain_inbox() {
             return true;
         }
-        if self.maintenance(Some(Duration::ZERO)) {
+        // No poll here: `sleep` polls next, and returns at once when
+        // sockets are ready (one epoll_wait per idle turn, not two).
+        if self.after_poll() {
             return true;
         }
         loop {
@@ -873,9 +875,14 @@ impl Worker<'_> {
     /// Fires due timers, polls sockets (waiting at most `timeout`), answers
     /// requests from other threads. Returns true if anything became ready.
     fn maintenance(&mut self, timeout: Option<Duration>) -> bool {
-        let mut woke = self.drain_inbox();
+        let woke = self.drain_inbox();
         self.poll_io(timeout);
-        woke |= self.fire_timers();
+        self.after_poll() || woke
+    }
+
+    /// `maintenance` without its poll, for right after one.
+    fn after_poll(&mut self) -> bool {
+        let mut woke = self.fire_timers();
         woke |= self.drain_inbox();
         self.release_limbo();
         let shared = &self.ctx.shared;
@@ -1040,7 +1047,9 @@ impl Worker<'_> {
         let slept = Instant::now();
         self.poll_io(timeout);
         me.sleeping.store(false, SeqCst);
-        let woke = self.maintenance(Some(Duration::ZERO));
+        // The poll just ran: polling again at once would only cost a
+        // system call per wake-up (a third of an idle cycle's).
+        let woke = self.after_poll();
         if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
             crate::stack::trim_pool();
             super::records::trim();
