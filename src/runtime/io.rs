@@ -738,4 +738,42 @@ mod tests {
             });
         }
     }
+
+    /// `current` hands out plain references to registrations (no lock, no
+    /// count): sound only because a replaced registration stays in `regs`
+    /// until the source drops. A registration read before the move must
+    /// still be the live, readable object after two moves.
+    #[test]
+    fn replaced_registrations_stay_alive_until_the_source_drops() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let src = std::sync::Arc::new(IoSource::new(a.as_raw_fd()));
+        let mut seen: Vec<usize> = Vec::new();
+        for _ in 0..3 {
+            let src2 = src.clone();
+            let rt = crate::runtime::Runtime::builder()
+                .workers(1)
+                .build()
+                .unwrap();
+            let p = rt.run(move || {
+                let deadline = Instant::now() + Duration::from_millis(1);
+                assert!(!src2.wait(Interest::Read, Some(deadline)).unwrap());
+                src2.current().unwrap() as *const Registration as usize
+            });
+            seen.push(p);
+        }
+        let regs = src.regs.lock().unwrap();
+        assert_eq!(regs.len(), 3, "one registration per runtime, all kept");
+        for (r, p) in regs.iter().zip(&seen) {
+            assert_eq!(Arc::as_ptr(r) as usize, *p);
+            // Replaced ones were deregistered (their waiters woken with
+            // ERROR), the last one is the current.
+            assert_eq!(
+                r.io.ready(Interest::Read),
+                !std::ptr::eq(&**r, src.current().unwrap())
+            );
+        }
+        drop(regs);
+        drop(src); // deregisters before `a` closes
+    }
 }
