@@ -12,7 +12,10 @@
 //! Readiness is a word `tick << 8 | bits`. An event ORs bits in and bumps the
 //! tick; an operation that hit `WouldBlock` clears the bits only if the tick
 //! it observed is unchanged, so an event that arrived in between is not lost
-//! (tokio's scheme).
+//! (tokio's scheme). Two more bits say that a waiter list is non-empty: an
+//! event locks a list only when its bit is set, and a waiter that sets the
+//! bit learns from the same atomic operation whether readiness came in
+//! meanwhile (so no wake-up is lost between listing and parking).
 //!
 //! Callers that may not switch — plain OS threads, code on a nested greenlet
 //! stack, code running while its thread unwinds — wait with `poll(2)` on the
@@ -21,12 +24,12 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::park::{current_task, current_task_on_own_stack, park_until, Unparker};
-use super::task::WaitReason;
+use super::task::{Task, WaitReason};
 use super::worker::{local_ctx, Shared, WorkerCtx};
 
 const READABLE: usize = 0b0001;
@@ -34,6 +37,10 @@ const WRITABLE: usize = 0b0010;
 const READ_CLOSED: usize = 0b0100;
 const WRITE_CLOSED: usize = 0b1000;
 const ERROR: usize = 0b1_0000;
+/// `readers` is non-empty (changed only under its lock).
+const READ_WAITERS: usize = 0b10_0000;
+/// `writers` is non-empty (changed only under its lock).
+const WRITE_WAITERS: usize = 0b100_0000;
 const BITS: usize = 0xff;
 
 /// Which direction an operation waits for.
@@ -50,6 +57,13 @@ impl Interest {
         match self {
             Interest::Read => READABLE | READ_CLOSED | ERROR,
             Interest::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+    /// The bit that says this direction's waiter list is non-empty.
+    fn waiters_bit(self) -> usize {
+        match self {
+            Interest::Read => READ_WAITERS,
+            Interest::Write => WRITE_WAITERS,
         }
     }
     fn poll_events(self) -> libc::c_short {
@@ -77,15 +91,63 @@ impl ScheduledIo {
     }
 
     fn set(&self, bits: usize) {
-        let _ = self.readiness.fetch_update(AcqRel, Acquire, |cur| {
+        let prev = match self.readiness.fetch_update(AcqRel, Acquire, |cur| {
             let tick = (cur >> 8).wrapping_add(1);
             Some((tick << 8) | (cur & BITS) | bits)
-        });
-        if bits & Interest::Read.mask() != 0 {
-            wake_all(&self.readers);
+        }) {
+            Ok(prev) | Err(prev) => prev,
+        };
+        // A list whose bit was clear had no waiter when the bits went in; a
+        // waiter listing itself later sees them when it sets the bit.
+        for interest in [Interest::Read, Interest::Write] {
+            if bits & interest.mask() != 0 && prev & interest.waiters_bit() != 0 {
+                self.wake_all(interest);
+            }
         }
-        if bits & Interest::Write.mask() != 0 {
-            wake_all(&self.writers);
+    }
+
+    /// Unparks every waiter for `interest`, keeping the list's allocation
+    /// for the next waits.
+    fn wake_all(&self, interest: Interest) {
+        let mut l = self
+            .waiters(interest)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.readiness.fetch_and(!interest.waiters_bit(), AcqRel);
+        for u in l.drain(..) {
+            u.unpark();
+        }
+    }
+
+    /// Lists the running green thread `me` as waiting for `interest`
+    /// (once). Returns true if readiness for it is already set: then the
+    /// caller must not park.
+    fn listen(&self, interest: Interest, me: *const Task) -> bool {
+        let mut l = self
+            .waiters(interest)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !l.iter().any(|u| is_task(u, me)) {
+            l.push(Unparker::current());
+        }
+        let prev = self.readiness.fetch_or(interest.waiters_bit(), AcqRel);
+        prev & interest.mask() != 0
+    }
+
+    /// Takes `me` off the waiter list for `interest`, if it is still there.
+    fn unlisten(&self, interest: Interest, me: *const Task) {
+        // Clear bit: a wake-up emptied the list after we were listed (we
+        // cannot have listed ourselves again since): nothing to remove.
+        if self.readiness.load(Acquire) & interest.waiters_bit() == 0 {
+            return;
+        }
+        let mut l = self
+            .waiters(interest)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        l.retain(|u| !is_task(u, me));
+        if l.is_empty() {
+            self.readiness.fetch_and(!interest.waiters_bit(), AcqRel);
         }
     }
 
@@ -134,46 +196,52 @@ impl ScheduledIo {
     }
 }
 
-/// Unparks every waiter in `list`, keeping the list's allocation for the next
-/// waits.
-fn wake_all(list: &Mutex<Vec<Unparker>>) {
-    let mut l = list.lock().unwrap_or_else(|e| e.into_inner());
-    for u in l.drain(..) {
-        u.unpark();
-    }
+/// Whether `u` wakes the green thread `t` (compared by address only).
+fn is_task(u: &Unparker, t: *const Task) -> bool {
+    matches!(u, Unparker::Green(r) if std::ptr::eq(&**r, t))
 }
 
-/// A worker's table of registered descriptors; the index is the mio token.
+/// A worker's table of registered descriptors (the index is the mio token),
+/// and its count of green threads waiting on I/O.
 #[derive(Default)]
 pub(crate) struct IoSlab {
     inner: Mutex<SlabInner>,
+    /// Registered descriptors. Only the owner worker inserts (a green thread
+    /// registers with its own worker's poll), so the owner's relaxed read is
+    /// exact; a removal seen late costs one extra poll.
+    len: AtomicUsize,
+    /// Green threads of this worker parked on I/O (see [`IoWaitScope`]).
+    /// Written only by the worker's own thread — a green thread never
+    /// changes OS thread — so a load and a store, no locked instruction.
+    waiting: AtomicUsize,
 }
 
 #[derive(Default)]
 struct SlabInner {
-    entries: Vec<Option<Arc<ScheduledIo>>>,
+    entries: Vec<Option<Arc<Registration>>>,
     free: Vec<usize>,
 }
 
 impl IoSlab {
     /// Whether no descriptor is registered (the worker may skip polling).
     pub(crate) fn is_empty(&self) -> bool {
-        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        s.entries.len() == s.free.len()
+        self.len.load(Relaxed) == 0
     }
 
-    fn insert(&self, io: Arc<ScheduledIo>) -> usize {
+    /// Adds the registration `make` builds for the token it is given.
+    fn insert(&self, make: impl FnOnce(usize) -> Arc<Registration>) -> Arc<Registration> {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match s.free.pop() {
-            Some(i) => {
-                s.entries[i] = Some(io);
-                i
-            }
+        self.len.fetch_add(1, Relaxed);
+        let token = match s.free.pop() {
+            Some(i) => i,
             None => {
-                s.entries.push(Some(io));
+                s.entries.push(None);
                 s.entries.len() - 1
             }
-        }
+        };
+        let reg = make(token);
+        s.entries[token] = Some(reg.clone());
+        reg
     }
 
     fn remove(&self, token: usize) {
@@ -181,46 +249,66 @@ impl IoSlab {
         if let Some(slot) = s.entries.get_mut(token) {
             if slot.take().is_some() {
                 s.free.push(token);
+                self.len.fetch_sub(1, Relaxed);
             }
         }
     }
 
-    /// Applies one poll event. A token whose entry was removed (or reused)
-    /// gets at worst a spurious wake-up, which waiters tolerate.
-    pub(crate) fn dispatch(&self, ev: &mio::event::Event) {
-        let io = {
-            let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            match s.entries.get(ev.token().0) {
-                Some(Some(io)) => io.clone(),
-                _ => return,
+    /// Applies a batch of poll events (skipping `skip`, the waker's token),
+    /// under one lock of the table. A token whose entry was removed (or
+    /// reused) gets at worst a spurious wake-up, which waiters tolerate.
+    pub(crate) fn dispatch(&self, events: &mio::Events, skip: mio::Token) {
+        if events.is_empty() {
+            return;
+        }
+        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for ev in events.iter() {
+            if ev.token() == skip {
+                continue;
             }
-        };
-        let mut bits = 0;
-        if ev.is_readable() {
-            bits |= READABLE;
+            let Some(Some(reg)) = s.entries.get(ev.token().0) else {
+                continue;
+            };
+            let mut bits = 0;
+            if ev.is_readable() {
+                bits |= READABLE;
+            }
+            if ev.is_writable() {
+                bits |= WRITABLE;
+            }
+            if ev.is_read_closed() {
+                bits |= READ_CLOSED;
+            }
+            if ev.is_write_closed() {
+                bits |= WRITE_CLOSED;
+            }
+            if ev.is_error() {
+                bits |= ERROR;
+            }
+            // Waking under the table's lock is fine: unparking never
+            // touches a table, and only registrations and drops contend.
+            reg.io.set(bits);
         }
-        if ev.is_writable() {
-            bits |= WRITABLE;
-        }
-        if ev.is_read_closed() {
-            bits |= READ_CLOSED;
-        }
-        if ev.is_write_closed() {
-            bits |= WRITE_CLOSED;
-        }
-        if ev.is_error() {
-            bits |= ERROR;
-        }
-        io.set(bits);
     }
 }
 
-/// Where a descriptor is registered.
+/// Green threads parked on I/O in `shared`'s runtime now (the deadlock
+/// detector leaves them alone: an outside event may wake them).
+pub(crate) fn io_waiting(shared: &Shared) -> usize {
+    shared
+        .workers
+        .iter()
+        .map(|w| w.io.waiting.load(SeqCst))
+        .sum()
+}
+
+/// Where a descriptor is registered, and its readiness and waiters (one
+/// allocation: every I/O call reads both).
 struct Registration {
+    io: ScheduledIo,
     shared: Arc<Shared>,
     worker: usize,
     token: usize,
-    io: Arc<ScheduledIo>,
 }
 
 impl Registration {
@@ -238,24 +326,31 @@ impl Registration {
 /// Owned by a socket type; must be dropped before the descriptor is closed.
 pub(crate) struct IoSource {
     fd: RawFd,
-    /// The current registration, if a green thread has waited on `fd`.
-    /// Cloned out (one lock, one count) once per I/O call, never held across
-    /// a park.
-    reg: Mutex<Option<Arc<Registration>>>,
+    /// The current registration (null until a green thread has waited on
+    /// `fd`): one of those in `regs`. Read with one load on every I/O
+    /// call, no lock and no reference count.
+    current: AtomicPtr<Registration>,
+    /// Every registration this source has had, the current one last. Also
+    /// serialises changes of `current`. Kept until the source drops, so a
+    /// `&Registration` read from `current` stays valid for as long as the
+    /// `&self` it came through. More than one only when the descriptor
+    /// moved between runtimes or was deregistered by the monkey layer's
+    /// `close`/`dup2` hooks — rare, and bounded by how often the user does
+    /// that with one socket.
+    regs: Mutex<Vec<Arc<Registration>>>,
 }
 
 /// How the caller waits: parked through a registration with its worker's
 /// poll, or blocked in `poll(2)`.
 enum Waiter {
-    Green(&'static WorkerCtx),
+    /// The running green thread, on its own stack, and its worker.
+    Green(&'static WorkerCtx, &'static Task),
     Os,
 }
 
 fn waiter() -> Waiter {
-    match local_ctx() {
-        Some(ctx) if current_task_on_own_stack().is_some() && !std::thread::panicking() => {
-            Waiter::Green(ctx)
-        }
+    match (local_ctx(), current_task_on_own_stack()) {
+        (Some(ctx), Some(task)) if !std::thread::panicking() => Waiter::Green(ctx, task),
         _ => Waiter::Os,
     }
 }
@@ -265,46 +360,62 @@ impl IoSource {
     pub(crate) fn new(fd: RawFd) -> IoSource {
         IoSource {
             fd,
-            reg: Mutex::new(None),
+            current: AtomicPtr::new(std::ptr::null_mut()),
+            regs: Mutex::new(Vec::new()),
         }
     }
 
-    fn current(&self) -> Option<Arc<Registration>> {
-        self.reg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    #[inline]
+    fn current(&self) -> Option<&Registration> {
+        let p = self.current.load(Acquire);
+        // SAFETY: a non-null `current` points to a registration that
+        // `self.regs` holds a reference to, published (Release) after it was
+        // built; `regs` only grows until `self` drops, and the returned
+        // reference borrows `self`.
+        unsafe { p.as_ref() }
     }
 
     /// The registration green threads of `ctx`'s runtime wait through:
     /// the existing one, else a new one with `ctx`'s worker (replacing one
     /// with another runtime).
-    fn registration(&self, ctx: &WorkerCtx) -> io::Result<Arc<Registration>> {
-        let mut slot = self.reg.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = &*slot {
+    fn registration(&self, ctx: &WorkerCtx) -> io::Result<&Registration> {
+        if let Some(r) = self.current() {
             if Arc::ptr_eq(&r.shared, &ctx.shared) {
-                return Ok(r.clone());
+                return Ok(r);
             }
         }
-        let io = Arc::new(ScheduledIo::new());
+        let mut regs = self.regs.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.current();
+        if let Some(r) = old {
+            if Arc::ptr_eq(&r.shared, &ctx.shared) {
+                return Ok(r); // registered meanwhile
+            }
+        }
         let w = &ctx.shared.workers[ctx.index];
-        let token = w.io.insert(io.clone());
+        let reg = w.io.insert(|token| {
+            Arc::new(Registration {
+                io: ScheduledIo::new(),
+                shared: ctx.shared.clone(),
+                worker: ctx.index,
+                token,
+            })
+        });
         if let Err(e) = w.registry.register(
             &mut mio::unix::SourceFd(&self.fd),
-            mio::Token(token),
+            mio::Token(reg.token),
             mio::Interest::READABLE | mio::Interest::WRITABLE,
         ) {
-            w.io.remove(token);
+            w.io.remove(reg.token);
             return Err(e);
         }
-        if let Some(old) = slot.take() {
+        if let Some(old) = old {
             old.deregister(self.fd);
         }
-        let reg = Arc::new(Registration {
-            shared: ctx.shared.clone(),
-            worker: ctx.index,
-            token,
-            io,
-        });
-        *slot = Some(reg.clone());
-        Ok(reg)
+        let p = Arc::as_ptr(&reg) as *mut Registration;
+        regs.push(reg);
+        self.current.store(p, Release);
+        // SAFETY: `p` is a registration `regs` now holds (see `current`).
+        Ok(unsafe { &*p })
     }
 
     /// Runs `op` (a non-blocking call on this descriptor) until it returns
@@ -335,15 +446,15 @@ impl IoSource {
         let waiting = waiter();
         let mut reg = self.current();
         loop {
-            let observed = reg.as_ref().map(|r| r.io.readiness.load(Acquire));
+            let observed = reg.map(|r| r.io.readiness.load(Acquire));
             // A green thread of the registration's own runtime trusts the
             // readiness bits: clear means no event since the last
             // `WouldBlock`, so the call would fail again — park at once and
             // save that system call (one per wait; a third of the calls of
             // an echo round trip). Everyone else tries the call: their
             // events may come from a poll nobody runs.
-            let doomed = match (&waiting, &reg, observed) {
-                (Waiter::Green(ctx), Some(r), Some(obs)) => {
+            let doomed = match (&waiting, reg, observed) {
+                (Waiter::Green(ctx, _), Some(r), Some(obs)) => {
                     obs & interest.mask() == 0 && Arc::ptr_eq(&r.shared, &ctx.shared)
                 }
                 _ => false,
@@ -353,7 +464,7 @@ impl IoSource {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Ok(v) => {
-                        if let (Some(obs), Some(r)) = (observed, &reg) {
+                        if let (Some(obs), Some(r)) = (observed, reg) {
                             if drained(&v) {
                                 r.io.clear_drained(obs, interest);
                             }
@@ -362,14 +473,14 @@ impl IoSource {
                     }
                     Err(e) => return Err(e),
                 }
-                if let (Some(obs), Some(r)) = (observed, &reg) {
+                if let (Some(obs), Some(r)) = (observed, reg) {
                     r.io.clear(obs, interest);
                 }
             }
             let ready = match waiting {
-                Waiter::Green(ctx) => {
+                Waiter::Green(ctx, me) => {
                     let r = self.registration(ctx)?;
-                    let ready = wait_green(&r, interest, deadline);
+                    let ready = wait_green(r, me, interest, deadline);
                     reg = Some(r);
                     ready
                 }
@@ -388,8 +499,8 @@ impl IoSource {
     /// as `poll(2)` reports it.
     pub(crate) fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<bool> {
         match waiter() {
-            Waiter::Green(ctx) => match self.registration(ctx) {
-                Ok(r) => Ok(wait_green(&r, interest, deadline)),
+            Waiter::Green(ctx, me) => match self.registration(ctx) {
+                Ok(r) => Ok(wait_green(r, me, interest, deadline)),
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(true),
                 Err(e) => Err(e),
             },
@@ -406,8 +517,10 @@ impl IoSource {
     /// gone).
     #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
     pub(crate) fn deregister(&self) {
-        let reg = self.reg.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(reg) = reg {
+        let _regs = self.regs.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.current.swap(std::ptr::null_mut(), AcqRel);
+        // SAFETY: as in `current`; the registration stays in `regs`.
+        if let Some(reg) = unsafe { p.as_ref() } {
             reg.deregister(self.fd);
         }
     }
@@ -415,8 +528,7 @@ impl IoSource {
 
 impl Drop for IoSource {
     fn drop(&mut self) {
-        let slot = self.reg.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(reg) = slot.take() {
+        if let Some(reg) = self.current() {
             reg.deregister(self.fd);
         }
     }
@@ -429,44 +541,63 @@ pub(crate) fn timed_out() -> io::Error {
 }
 
 /// Counts the calling green thread as waiting on I/O while alive, so the
-/// deadlock detector knows an outside event may still wake it.
-pub(crate) struct IoWaitScope(Option<Arc<Shared>>);
+/// deadlock detector knows an outside event may still wake it. The count is
+/// its worker's ([`IoSlab::waiting`]): entered and left on the green
+/// thread's own OS thread, so no locked instruction and no cache line shared
+/// between workers.
+pub(crate) struct IoWaitScope(bool);
+
+/// The I/O waiter count of the running green thread's worker.
+fn with_waiting_count(f: impl FnOnce(&AtomicUsize)) -> bool {
+    match current_task() {
+        Some(t) => {
+            let w = &t.shared.workers[t.owner.load(Relaxed)];
+            f(&w.io.waiting);
+            true
+        }
+        None => false,
+    }
+}
 
 impl IoWaitScope {
     pub(crate) fn enter() -> IoWaitScope {
-        let shared = current_task().map(|t| t.shared.clone());
-        if let Some(s) = &shared {
-            s.io_waiting.fetch_add(1, SeqCst);
-        }
-        IoWaitScope(shared)
+        IoWaitScope(with_waiting_count(|n| {
+            n.store(n.load(Relaxed) + 1, Release);
+        }))
     }
 }
 
 impl Drop for IoWaitScope {
     fn drop(&mut self) {
-        if let Some(s) = &self.0 {
-            s.io_waiting.fetch_sub(1, SeqCst);
+        if self.0 {
+            // Same green thread, hence same worker and OS thread, as `enter`.
+            with_waiting_count(|n| n.store(n.load(Relaxed) - 1, Release));
         }
     }
 }
 
 /// Parks until the registration reports `interest` readiness. Returns false
-/// if `deadline` passed first.
-fn wait_green(reg: &Registration, interest: Interest, deadline: Option<Instant>) -> bool {
-    /// Removes this green thread from the waiter list when it stops waiting
+/// if `deadline` passed first. `me` is the running green thread, on its own
+/// stack.
+fn wait_green(
+    reg: &Registration,
+    me: &Task,
+    interest: Interest,
+    deadline: Option<Instant>,
+) -> bool {
+    /// Takes this green thread off the waiter list when it stops waiting
     /// (woken, timed out, or unwinding from a kill): waits that time out
     /// again and again must not pile up entries.
     struct Listed<'a> {
-        list: &'a Mutex<Vec<Unparker>>,
-        me: Unparker,
+        io: &'a ScheduledIo,
+        interest: Interest,
+        me: *const Task,
     }
     impl Drop for Listed<'_> {
         fn drop(&mut self) {
-            let mut l = self.list.lock().unwrap_or_else(|e| e.into_inner());
-            l.retain(|u| !u.same_as(&self.me));
+            self.io.unlisten(self.interest, self.me);
         }
     }
-    let list = reg.io.waiters(interest);
     let mut listed: Option<Listed<'_>> = None;
     let mut scope: Option<IoWaitScope> = None;
     loop {
@@ -478,20 +609,12 @@ fn wait_green(reg: &Registration, interest: Interest, deadline: Option<Instant>)
                 return false;
             }
         }
-        let me = listed
-            .get_or_insert_with(|| Listed {
-                list,
-                me: Unparker::current(),
-            })
-            .me
-            .clone();
-        {
-            let mut l = list.lock().unwrap_or_else(|e| e.into_inner());
-            if !l.iter().any(|u| u.same_as(&me)) {
-                l.push(me);
-            }
-        }
-        if reg.io.ready(interest) {
+        listed.get_or_insert(Listed {
+            io: &reg.io,
+            interest,
+            me,
+        });
+        if reg.io.listen(interest, me) {
             return true;
         }
         scope.get_or_insert_with(IoWaitScope::enter);
@@ -614,5 +737,43 @@ mod tests {
                 assert_eq!(reader.join().unwrap().unwrap(), 1);
             });
         }
+    }
+
+    /// `current` hands out plain references to registrations (no lock, no
+    /// count): sound only because a replaced registration stays in `regs`
+    /// until the source drops. A registration read before the move must
+    /// still be the live, readable object after two moves.
+    #[test]
+    fn replaced_registrations_stay_alive_until_the_source_drops() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let src = std::sync::Arc::new(IoSource::new(a.as_raw_fd()));
+        let mut seen: Vec<usize> = Vec::new();
+        for _ in 0..3 {
+            let src2 = src.clone();
+            let rt = crate::runtime::Runtime::builder()
+                .workers(1)
+                .build()
+                .unwrap();
+            let p = rt.run(move || {
+                let deadline = Instant::now() + Duration::from_millis(1);
+                assert!(!src2.wait(Interest::Read, Some(deadline)).unwrap());
+                src2.current().unwrap() as *const Registration as usize
+            });
+            seen.push(p);
+        }
+        let regs = src.regs.lock().unwrap();
+        assert_eq!(regs.len(), 3, "one registration per runtime, all kept");
+        for (r, p) in regs.iter().zip(&seen) {
+            assert_eq!(Arc::as_ptr(r) as usize, *p);
+            // Replaced ones were deregistered (their waiters woken with
+            // ERROR), the last one is the current.
+            assert_eq!(
+                r.io.ready(Interest::Read),
+                !std::ptr::eq(&**r, src.current().unwrap())
+            );
+        }
+        drop(regs);
+        drop(src); // deregisters before `a` closes
     }
 }

@@ -124,7 +124,7 @@ fn deadlocked(shared: &Shared) -> bool {
         && !shared.shutting_down.load(SeqCst)
         && parked == live
         && timed == 0
-        && shared.io_waiting.load(SeqCst) == 0
+        && super::io::io_waiting(shared) == 0
         && shared.external_handles.load(SeqCst) == 0
         && jobs_in_flight() == 0
         && active_foreign_threads() == 0

@@ -52,6 +52,10 @@ const NEW_AHEAD: usize = 2;
 /// Finished tasks are freed in batches of this many (each batch costs a
 /// fence; see `release_limbo`).
 const LIMBO_BATCH: usize = 4;
+/// A green thread spawned on a worker that runs this many more started
+/// green threads than an idle (sleeping) worker goes to that worker instead
+/// (see `Shared::submit`).
+const HANDOFF_MARGIN: u64 = 2;
 
 /// Settings a runtime was built with.
 #[derive(Clone, Debug)]
@@ -87,6 +91,9 @@ pub(crate) struct WorkerStats {
     pub(crate) spawned: AtomicU64,
     /// Green threads that finished on this worker.
     pub(crate) finished: AtomicU64,
+    /// Green threads this worker took to start (`started - finished`: how
+    /// many it owns now).
+    pub(crate) started: AtomicU64,
     /// Parks of this worker's tasks, and resumptions after a park: the
     /// difference is how many are parked now. `timed_*` count parks with a
     /// deadline.
@@ -107,6 +114,9 @@ pub(crate) struct WorkerShared {
     pub(crate) stealer: Stealer<TaskRef>,
     /// Started tasks woken by other threads.
     pub(crate) inbox: Injector<TaskPtr>,
+    /// Unstarted tasks another worker spawned for this one while it idled
+    /// (see `Shared::submit`).
+    handoff: Injector<TaskRef>,
     pub(crate) waker: mio::Waker,
     pub(crate) registry: mio::Registry,
     pub(crate) sleeping: AtomicBool,
@@ -127,6 +137,7 @@ impl WorkerShared {
         WorkerShared {
             stealer,
             inbox: Injector::new(),
+            handoff: Injector::new(),
             waker,
             registry,
             sleeping: AtomicBool::new(false),
@@ -178,7 +189,6 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<TaskRef>,
     /// Green threads spawned from threads that are not this runtime's workers.
     foreign_spawned: AtomicU64,
-    pub(crate) io_waiting: AtomicUsize,
     pub(crate) external_handles: AtomicUsize,
     /// Threads inside `Runtime::run`/`try_run`: deadlocks are only reported
     /// while one waits (between runs, the runtime's owner may still wake
@@ -225,7 +235,6 @@ impl Shared {
             workers,
             injector: Injector::new(),
             foreign_spawned: AtomicU64::new(0),
-            io_waiting: AtomicUsize::new(0),
             external_handles: AtomicUsize::new(0),
             runs_waiting: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
@@ -276,6 +285,17 @@ impl Shared {
         match local_ctx() {
             Some(ctx) if Arc::ptr_eq(&ctx.shared, self) => {
                 bump(&self.workers[ctx.index].stats.spawned);
+                if let Some(i) = self.idle_lighter_worker(ctx.index, ctx.new.len()) {
+                    // A started green thread never moves: one that lands on a
+                    // loaded worker stays there (a server's connections all
+                    // on the accept loop's worker while the other idles).
+                    let w = &self.workers[i];
+                    w.handoff.push(task);
+                    if w.sleeping.swap(false, SeqCst) {
+                        let _ = w.waker.wake();
+                    }
+                    return;
+                }
                 ctx.new.push(task);
                 if ctx.new.len() > 1 {
                     self.wake_one_sleeper(Some(ctx.index));
@@ -287,6 +307,30 @@ impl Shared {
                 self.wake_one_sleeper(None);
             }
         }
+    }
+
+    /// An idle worker that owns (or has been handed) more than HANDOFF_MARGIN
+    /// fewer green threads than worker `me`, which is spawning one with
+    /// `queued` unstarted ones already waiting in its deque.
+    #[inline]
+    fn idle_lighter_worker(&self, me: usize, queued: usize) -> Option<usize> {
+        let owned = |w: &WorkerShared| {
+            w.stats
+                .started
+                .load(Relaxed)
+                .saturating_sub(w.stats.finished.load(Relaxed))
+        };
+        let mine = owned(&self.workers[me]) + queued as u64;
+        if mine <= HANDOFF_MARGIN || self.workers.len() == 1 {
+            return None;
+        }
+        (0..self.workers.len()).find(|&i| {
+            let w = &self.workers[i];
+            // Idle: asleep in its poll, or between tasks (it looks at its
+            // hand-off queue before it sleeps).
+            let idle = w.sleeping.load(Relaxed) || w.stats.running.load(Relaxed).is_null();
+            i != me && idle && owned(w) + w.handoff.len() as u64 + HANDOFF_MARGIN < mine
+        })
     }
 
     /// Wakes one worker blocked in its poll (other than `except`), so it can
@@ -787,7 +831,9 @@ impl Worker<'_> {
         if self.drain_inbox() {
             return true;
         }
-        if self.maintenance(Some(Duration::ZERO)) {
+        // No poll here: `sleep` polls next, and returns at once when
+        // sockets are ready (one epoll_wait per idle turn, not two).
+        if self.after_poll() {
             return true;
         }
         let shared = &self.ctx.shared;
@@ -821,9 +867,14 @@ impl Worker<'_> {
     /// Fires due timers, polls sockets (waiting at most `timeout`), answers
     /// requests from other threads. Returns true if anything became ready.
     fn maintenance(&mut self, timeout: Option<Duration>) -> bool {
-        let mut woke = self.drain_inbox();
+        let woke = self.drain_inbox();
         self.poll_io(timeout);
-        woke |= self.fire_timers();
+        self.after_poll() || woke
+    }
+
+    /// `maintenance` without its poll, for right after one.
+    fn after_poll(&mut self) -> bool {
+        let mut woke = self.fire_timers();
         woke |= self.drain_inbox();
         self.release_limbo();
         let shared = &self.ctx.shared;
@@ -834,6 +885,20 @@ impl Worker<'_> {
         if !shared.injector.is_empty() {
             while let Steal::Retry = shared.injector.steal_batch(&self.ctx.new) {}
             woke = true;
+        }
+        // Green threads another worker handed to this one (see
+        // `Shared::submit`), also when this worker is busy. Into
+        // `new_ahead`, not the stealable deque: they were handed here for
+        // balance, and must not be stolen back.
+        loop {
+            match self.me.handoff.steal() {
+                Steal::Success(t) => {
+                    self.new_ahead.push_back(t);
+                    woke = true;
+                }
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
         }
         if !self.swept && shared.shutting_down.load(SeqCst) {
             self.swept = true;
@@ -960,12 +1025,7 @@ impl Worker<'_> {
             }
             return;
         }
-        for ev in self.events.iter() {
-            if ev.token() == WAKE_TOKEN {
-                continue;
-            }
-            self.me.io.dispatch(ev);
-        }
+        self.me.io.dispatch(&self.events, WAKE_TOKEN);
     }
 
     /// Blocks in the poll until a wake-up, a socket event or the next timer.
@@ -974,6 +1034,7 @@ impl Worker<'_> {
         me.sleeping.store(true, SeqCst);
         let shared = &self.ctx.shared;
         if !me.inbox.is_empty()
+            || !me.handoff.is_empty()
             || !shared.injector.is_empty()
             || shared.stop.load(SeqCst)
             || (shared.shutting_down.load(SeqCst) && !self.swept)
@@ -1000,7 +1061,9 @@ impl Worker<'_> {
         let slept = Instant::now();
         self.poll_io(timeout);
         me.sleeping.store(false, SeqCst);
-        let woke = self.maintenance(Some(Duration::ZERO));
+        // The poll just ran: polling again at once would only cost a
+        // system call per wake-up (a third of an idle cycle's).
+        let woke = self.after_poll();
         if trim && !woke && slept.elapsed() >= IDLE_TRIM_AFTER {
             crate::stack::trim_pool();
             super::records::trim();
@@ -1096,6 +1159,7 @@ impl Worker<'_> {
     #[inline]
     fn start(&mut self, task: TaskRef) -> Option<TaskPtr> {
         task.owner.store(self.ctx.index, Release);
+        bump(&self.me.stats.started);
         // SAFETY: an unstarted task popped from a queue: this thread holds it
         // alone (task.rs invariants).
         let co = unsafe { task.co_mut() };
