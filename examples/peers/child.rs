@@ -2,7 +2,7 @@
 //! peak RSS and nothing left over from another runtime). Results go to
 //! stdout as `RESULT key=value …`; `UNSUPPORTED why` when a contender cannot
 //! run the job; servers print `LISTENING addr`, answer `rss` on stdin with
-//! `RSS <VmRSS KiB> <VmHWM KiB>`, and exit when stdin closes.
+//! `RSS <VmRSS KiB> <VmHWM KiB> <CPU time ns>`, and exit when stdin closes.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
@@ -218,9 +218,10 @@ fn serve(a: &ChildArgs) -> ! {
             Ok("rss") => {
                 let _ = writeln!(
                     out,
-                    "RSS {} {}",
+                    "RSS {} {} {}",
                     osutil::status_kib("VmRSS"),
-                    osutil::status_kib("VmHWM")
+                    osutil::status_kib("VmHWM"),
+                    osutil::cpu_time_ns()
                 );
                 let _ = out.flush();
             }

@@ -46,6 +46,8 @@ pub struct LoadSpec {
 pub struct LoadResult {
     /// Round trips completed in the measurement window.
     pub completed: u64,
+    /// Round trips completed during the whole load, warm-up included.
+    pub total: u64,
     /// Length of the window, seconds.
     pub secs: f64,
     /// Latency of each of those round trips, ns, ascending.
@@ -109,6 +111,7 @@ pub fn run(spec: &LoadSpec, idle: impl FnOnce()) -> io::Result<LoadResult> {
     for p in parts {
         let p = p?;
         out.completed += p.completed;
+        out.total += p.total;
         out.errors += p.errors;
         out.latencies_ns.extend(p.latencies_ns);
         out.secs = spec.measure.as_secs_f64();
@@ -333,6 +336,7 @@ fn drive(
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                     if let Some(len) = read_response(c, spec.proto, req)? {
                         c.rbuf.drain(..len);
+                        out.total += 1;
                         if now >= measure_from && now < end {
                             out.completed += 1;
                             out.latencies_ns

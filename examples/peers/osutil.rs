@@ -193,3 +193,15 @@ pub fn nice() -> i32 {
     // SAFETY: plain syscall on this thread (who = 0), no memory passed.
     unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
 }
+
+/// CPU time this process has used, user plus system, in nanoseconds.
+pub fn cpu_time_ns() -> u64 {
+    // SAFETY: a zeroed rusage is valid; getrusage writes into it.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
+}

@@ -263,6 +263,7 @@ pub fn cases(o: &Opts) -> (Vec<Case>, Vec<String>) {
                             row("p99_us", "p99 latency", Us, Lower)
                                 .beats(&FASTER)
                                 .charted(),
+                            row("cpu_us", "server CPU per round trip", Us, Lower).charted(),
                         ];
                         if n >= 10_000 && proto == Proto::Echo && w == o.workers[0] {
                             c.rows.extend([

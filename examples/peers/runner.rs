@@ -133,16 +133,16 @@ impl Server {
         }
     }
 
-    /// (VmRSS, VmHWM) of the server, KiB.
-    fn rss(&mut self) -> Result<(u64, u64), Failure> {
+    /// (VmRSS KiB, VmHWM KiB, CPU time ns) of the server.
+    fn rss(&mut self) -> Result<(u64, u64, u64), Failure> {
         let stdin = self.stdin.as_mut().expect("open");
         writeln!(stdin, "rss")
             .and_then(|()| stdin.flush())
             .map_err(|e| Failure::Failed(format!("server control: {e}")))?;
         let l = self.line()?;
         let mut it = l.split_whitespace().skip(1).filter_map(|v| v.parse().ok());
-        match (it.next(), it.next()) {
-            (Some(r), Some(h)) => Ok((r, h)),
+        match (it.next(), it.next(), it.next()) {
+            (Some(r), Some(h), Some(c)) => Ok((r, h, c)),
             _ => Err(Failure::Failed(format!("bad RSS reply {l:?}"))),
         }
     }
@@ -186,15 +186,17 @@ fn drive_server(server: &mut Server, case: &Case, o: &Opts) -> Result<Metrics, F
         warmup: Duration::from_secs_f64(o.warmup_secs),
         measure: Duration::from_secs_f64(o.secs),
     };
-    let (base_rss, _) = server.rss()?;
+    let (base_rss, _, _) = server.rss()?;
     let base_kernel = osutil::kernel_kib();
-    let mut idle: Result<(u64, u64), Failure> = Err(Failure::Failed("never idle".into()));
+    let mut idle: Result<(u64, u64, u64), Failure> = Err(Failure::Failed("never idle".into()));
     let load = loadgen::run(&spec, || {
-        idle = server.rss().map(|(r, _)| (r, osutil::kernel_kib()));
+        idle = server
+            .rss()
+            .map(|(r, _, cpu)| (r, osutil::kernel_kib(), cpu));
     })
     .map_err(|e| Failure::Failed(format!("load generator: {e}")))?;
-    let (idle_rss, idle_kernel) = idle?;
-    let (_, hwm) = server.rss()?;
+    let (idle_rss, idle_kernel, idle_cpu) = idle?;
+    let (_, hwm, cpu) = server.rss()?;
     if load.errors * 10 > case.conns as u64 {
         return Err(Failure::Failed(format!(
             "{} of {} connections failed under load",
@@ -220,6 +222,13 @@ fn drive_server(server: &mut Server, case: &Case, o: &Opts) -> Result<Metrics, F
         ("idle_kernel_per_conn".into(), kernel_pc),
         ("idle_total_per_conn".into(), rss_pc + kernel_pc),
         ("hwm_mib".into(), hwm as f64 / 1024.0),
+        // CPU the server spent per round trip over the whole load (warm-up
+        // included): on a shared machine wall-clock throughput mostly
+        // measures the share of the cores a process got, this its cost.
+        (
+            "cpu_us".into(),
+            cpu.saturating_sub(idle_cpu) as f64 / 1e3 / load.total.max(1) as f64,
+        ),
         ("connect_s".into(), load.connect_secs),
         ("errors".into(), load.errors as f64),
     ]))
