@@ -9,6 +9,18 @@
 //!   thread and OS thread; against `std::sync::Mutex`. Target: at most 20 ns.
 //!
 //! Run: `cargo bench --bench sync`
+//!
+//! Instruction counts (repeatable on a shared, noisy machine): build with
+//! `cargo bench --bench sync --no-run`, then
+//!
+//! ```text
+//! SYNC_PROFILE=<case> SYNC_ITERS=N valgrind --tool=callgrind <binary>
+//! ```
+//!
+//! for N and 2N; instructions per operation = (total(2N) - total(N)) / N.
+//! Cases: `bounded1`, `rendezvous`, `unbounded`, `yield_pair` (one
+//! worker), `mutex` (green thread). `SYNC_WORKERS=2` runs the channel
+//! cases on two workers (and prints the time per round trip).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -147,7 +159,62 @@ fn mutex_uncontended(c: &mut Criterion) {
 
 criterion_group!(benches, channel_ping_pong, mutex_uncontended);
 
+/// The plain driver behind `SYNC_PROFILE` (see the module docs).
+fn profile(case: &str) {
+    let iters: u64 = std::env::var("SYNC_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let workers: usize = std::env::var("SYNC_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let rt = Runtime::builder()
+        .workers(workers)
+        .monitor_threshold(None)
+        .build()
+        .unwrap();
+    let took = match case {
+        "bounded1" => green_ping_pong(&rt, iters, || (channel::bounded(1), channel::bounded(1))),
+        "rendezvous" => green_ping_pong(&rt, iters, || {
+            (channel::rendezvous(), channel::rendezvous())
+        }),
+        "unbounded" => green_ping_pong(&rt, iters, || (channel::unbounded(), channel::unbounded())),
+        "yield_pair" => rt.run(move || {
+            let other = thread::spawn(move || {
+                for _ in 0..iters {
+                    thread::yield_now();
+                }
+            });
+            let start = Instant::now();
+            for _ in 0..iters {
+                thread::yield_now();
+            }
+            let took = start.elapsed();
+            other.join().unwrap();
+            took
+        }),
+        "mutex" => rt.run(move || {
+            let m = Mutex::new(0u64);
+            let start = Instant::now();
+            for _ in 0..iters {
+                *black_box(&m).lock().unwrap() += 1;
+            }
+            start.elapsed()
+        }),
+        other => panic!("unknown SYNC_PROFILE case {other:?}"),
+    };
+    println!(
+        "{case}, {workers} worker(s): {:.1} ns per operation",
+        took.as_nanos() as f64 / iters.max(1) as f64
+    );
+}
+
 fn main() {
+    if let Ok(case) = std::env::var("SYNC_PROFILE") {
+        profile(&case);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
