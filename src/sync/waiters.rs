@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::time::Instant;
 
 use super::lock::{Lock, LockGuard};
-use crate::runtime::park::{self, park_until, Unparker};
+use crate::runtime::park::{self, park_until, Unparker, Waitee, WakeHandle};
 use crate::runtime::task::WaitReason;
 
 /// The selection cell of a select that has not chosen an operation yet.
@@ -72,7 +72,8 @@ pub(crate) struct Node {
     prev: Cell<*const Node>,
     next: Cell<*const Node>,
     linked: Cell<bool>,
-    unparker: UnsafeCell<Option<Unparker>>,
+    /// Who waits (not counted: see [`Waitee`]).
+    waitee: Waitee,
     /// What the waiter waits for, in the type's terms (reader or writer,
     /// acquire or just wait...). Fixed while linked.
     tag: Cell<usize>,
@@ -87,12 +88,13 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    #[inline]
     pub(crate) fn new(tag: usize) -> Node {
         Node {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
-            unparker: UnsafeCell::new(Some(Unparker::current())),
+            waitee: Waitee::current(),
             tag: Cell::new(tag),
             slot: Cell::new(ptr::null_mut()),
             select: Cell::new(ptr::null()),
@@ -135,19 +137,15 @@ impl Node {
         self.linked.get()
     }
 
-    /// Prepares an unlinked node for another wait: clears its token and gives
-    /// it a fresh unparker (the last waker took the old one).
+    /// Prepares an unlinked node for another wait: clears its token.
+    #[inline]
     pub(crate) fn reset(&self) {
         debug_assert!(!self.linked.get());
         self.token.store(0, Relaxed);
-        // SAFETY: the node is not linked, so no other thread can reach it.
-        let u = unsafe { &mut *self.unparker.get() };
-        if u.is_none() {
-            *u = Some(Unparker::current());
-        }
     }
 
     /// Wins the node's select, if it is one. True for plain nodes.
+    #[inline]
     fn claim(&self) -> bool {
         let cell = self.select.get();
         if cell.is_null() {
@@ -162,9 +160,11 @@ impl Node {
 }
 
 /// Unparkers collected under a lock, to be unparked after it is released
-/// (unparking may take other locks or wake another worker). Holds the first
-/// inline (the common case: one waiter woken) and the rest in a box
-/// allocated only when a second one comes.
+/// (unparking may take other locks or wake another worker; waiters on the
+/// waker's own worker are woken at once instead, see
+/// [`Waitee::wake_or_unparker`]). Holds the first inline (the common case:
+/// one waiter woken) and the rest in a box allocated only when a second one
+/// comes.
 #[derive(Default)]
 pub(crate) struct Wakes {
     first: Option<Unparker>,
@@ -194,8 +194,17 @@ impl Wakes {
     }
 
     /// Unparks everyone collected. Call after releasing the lock.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unpark_all(self) {
+        // Most calls have nothing to do (nobody waiting, or a same-worker
+        // waiter already woken): keep that case a test and a branch.
+        if self.first.is_some() {
+            self.unpark_collected();
+        }
+    }
+
+    #[inline(never)]
+    fn unpark_collected(self) {
         if let Some(u) = self.first {
             u.unpark();
             if let Some(rest) = self.rest {
@@ -286,6 +295,7 @@ impl WaitQueue {
     }
 
     /// Unlinks a node known to be linked in this queue.
+    #[inline]
     fn unlink(&mut self, node: &Node) {
         let prev = node.prev.get();
         let next = node.next.get();
@@ -330,6 +340,7 @@ impl WaitQueue {
     /// Unlinks the first waiter that can be claimed and returns it; select
     /// nodes whose select has already been decided are unlinked and skipped.
     /// The caller must [`wake`](Claimed::wake) it before releasing the lock.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<Claimed> {
         loop {
             // SAFETY: as in `front`.
@@ -429,17 +440,22 @@ impl Claimed {
         unsafe { q.push_front(node) };
     }
 
-    /// Hands `token` (non-zero) to the waiter and schedules its unpark.
+    /// Hands `token` (non-zero) to the waiter and wakes it (at once if it
+    /// is a green thread of this worker, else once `wakes` is unparked).
+    #[inline]
     pub(crate) fn wake(self, token: usize, wakes: &mut Wakes) {
         debug_assert_ne!(token, 0);
         let node = self.node();
-        // SAFETY: we hold the lock and the node is unlinked: we are the only
-        // thread touching its unparker.
-        if let Some(u) = unsafe { (*node.unparker.get()).take() } {
-            wakes.push(u);
-        }
+        // SAFETY: we hold the lock and the node has no token yet: its
+        // waiter has not returned from its wait.
+        let handle = unsafe { node.waitee.wake_handle() };
         // Last touch of the node (module invariants).
         node.token.store(token, Release);
+        match handle {
+            // SAFETY: made just now by this green thread.
+            WakeHandle::Local(t) => unsafe { park::unpark_local(t) },
+            WakeHandle::Later(u) => wakes.push(u),
+        }
     }
 }
 
@@ -578,6 +594,7 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
 }
 
 impl<S, C: OnCancel<S>> Waiter<'_, S, C> {
+    #[inline(never)]
     fn leave(&self) {
         if !self.armed.replace(false) {
             return;
@@ -605,8 +622,12 @@ impl<S, C: OnCancel<S>> Waiter<'_, S, C> {
 }
 
 impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
+    #[inline]
     fn drop(&mut self) {
-        self.leave();
+        // Usually the waiter took its token and is no longer linked.
+        if self.armed.get() {
+            self.leave();
+        }
     }
 }
 
