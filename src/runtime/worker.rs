@@ -583,6 +583,22 @@ pub(crate) fn local_ctx() -> Option<&'static WorkerCtx> {
     unsafe { p.as_ref() }
 }
 
+/// Whether the calling worker thread has other green threads ready to run
+/// (started, unstarted, or woken from elsewhere): a waiter then yields to
+/// them rather than spinning (see `sync::waiters::Spin`). False off the
+/// workers. (Misses the few unstarted tasks already taken into a worker's
+/// `new_ahead`; the waiter then spins its short budget before parking.)
+pub(crate) fn others_ready() -> bool {
+    match local_ctx() {
+        Some(ctx) => {
+            !ctx.ready.is_empty()
+                || !ctx.new.is_empty()
+                || !ctx.shared.workers[ctx.index].inbox.is_empty()
+        }
+        None => false,
+    }
+}
+
 /// Queues a started task that was just moved to SCHEDULED on its owner
 /// worker.
 pub(crate) fn schedule(task: &Task) {

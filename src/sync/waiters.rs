@@ -638,48 +638,81 @@ impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
 
 /// A short spin before parking: a waker on another core usually hands over
 /// within a few hundred nanoseconds, far sooner than a park and unpark of
-/// the OS thread or a cross-worker wake-up. Green threads on a one-worker
-/// runtime skip the busy part (the waker cannot run while we spin) and only
-/// yield, which lets a waker on the same worker run first.
+/// the OS thread or a cross-worker wake-up.
+///
+/// A green thread whose worker has other green threads ready yields to them
+/// instead (the waker may be one of them: busy-spinning would only delay
+/// it); one whose worker has nothing else to run spins busy, as long as
+/// another worker exists (the waker then runs elsewhere, or on an OS
+/// thread). On a one-worker runtime a green thread only yields. OS threads
+/// spin busy, then yield their OS thread.
 pub(crate) struct Spin {
-    round: u32,
-    /// Busy-spinning can help: another thread may run the waker meanwhile
-    /// (decided on the first round).
-    busy: bool,
+    /// Busy rounds left (a few pauses each, the caller re-checking its
+    /// condition after every one).
+    busy: u32,
+    /// Yields left.
+    yields: u32,
+    /// Decided on the first round.
+    started: bool,
+    green: bool,
 }
 
 impl Spin {
-    const BUSY_ROUNDS: u32 = 4;
-    const ROUNDS: u32 = 6;
+    /// Busy rounds when another thread may run the waker: 128 x 4 pauses,
+    /// a few microseconds on current x86 (a pause is 10–40 ns).
+    const BUSY_ROUNDS: u32 = 128;
+    const PAUSES: u32 = 4;
+    /// Yields after the busy rounds (or instead of them).
+    const YIELDS: u32 = 2;
+    /// Yields of a green thread on a one-worker runtime, where its waker
+    /// can only be another green thread of the same worker.
+    const YIELDS_ALONE: u32 = 6;
 
+    #[inline]
     pub(crate) fn new() -> Spin {
         Spin {
-            round: 0,
-            busy: false,
+            busy: 0,
+            yields: 0,
+            started: false,
+            green: false,
         }
     }
 
     /// Spins or yields once; false when the budget is spent (park now).
     #[inline]
     pub(crate) fn spin(&mut self) -> bool {
-        if self.round >= Self::ROUNDS {
-            return false;
+        if !self.started {
+            self.start();
         }
-        if self.round == 0 {
-            self.busy = match park::current_task() {
-                Some(t) => t.shared.workers.len() > 1,
-                None => true,
-            };
-        }
-        self.round += 1;
-        if self.busy && self.round <= Self::BUSY_ROUNDS {
-            for _ in 0..(1u32 << self.round) {
+        if self.busy > 0 && !(self.green && crate::runtime::worker::others_ready()) {
+            self.busy -= 1;
+            for _ in 0..Self::PAUSES {
                 std::hint::spin_loop();
             }
-        } else {
-            park::yield_now();
+            return true;
         }
+        if self.yields == 0 {
+            return false;
+        }
+        self.yields -= 1;
+        park::yield_now();
         true
+    }
+
+    #[cold]
+    fn start(&mut self) {
+        self.started = true;
+        let (green, alone) = match park::current_task() {
+            Some(t) => (true, t.shared.workers.len() == 1),
+            None => (false, false),
+        };
+        self.green = green;
+        if alone {
+            self.yields = Self::YIELDS_ALONE;
+        } else {
+            self.busy = Self::BUSY_ROUNDS;
+            self.yields = Self::YIELDS;
+        }
     }
 }
 
