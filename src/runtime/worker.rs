@@ -52,6 +52,11 @@ const NEW_AHEAD: usize = 2;
 /// Finished tasks are freed in batches of this many (each batch costs a
 /// fence; see `release_limbo`).
 const LIMBO_BATCH: usize = 4;
+/// A worker that runs out of work after running some keeps looking for
+/// more this long before it blocks in its poll (see `spin_for_work`).
+const IDLE_SPIN: Duration = Duration::from_micros(20);
+/// Spin-loop rounds between two looks at the clock (and at sockets).
+const IDLE_SPIN_ROUNDS: u32 = 64;
 
 /// Settings a runtime was built with.
 #[derive(Clone, Debug)]
@@ -651,6 +656,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         new_streak: 0,
         swept: false,
         census_seen: 0,
+        worked: false,
     };
     worker.run();
     // Whatever is still queued is dropped here, on this thread.
@@ -675,6 +681,8 @@ struct Worker<'a> {
     swept: bool,
     /// Last census this worker answered.
     census_seen: u64,
+    /// Ran a task since it last spun looking for work.
+    worked: bool,
 }
 
 impl Worker<'_> {
@@ -689,6 +697,7 @@ impl Worker<'_> {
                     }
                     Next::Ready(p) => self.run_task(p),
                 }
+                self.worked = true;
                 self.until_maintenance -= 1;
                 if self.until_maintenance == 0 {
                     self.until_maintenance = MAINTENANCE_INTERVAL;
@@ -699,7 +708,7 @@ impl Worker<'_> {
             if self.ctx.shared.stop.load(SeqCst) {
                 break;
             }
-            if self.find_remote_work() {
+            if self.find_remote_work() || self.spin_for_work() {
                 continue;
             }
             self.sleep();
@@ -828,6 +837,60 @@ impl Worker<'_> {
             }
         }
         false
+    }
+
+    /// Out of work right after running some: keeps looking for more for
+    /// up to `IDLE_SPIN` before blocking in the poll, like Go's spinning Ms.
+    /// A green thread woken from another worker (a channel's reply, a lock
+    /// handed over) then runs within a fraction of a microsecond instead of
+    /// after an eventfd write, an `epoll_wait` return and an OS context
+    /// switch (on a VM, a halted virtual CPU's wake-up too: tens of
+    /// microseconds); and while this worker spins its `sleeping` flag stays
+    /// clear, so the waker skips the eventfd write. Bounded, and only after
+    /// work: a worker that found nothing in its last spin sleeps until
+    /// woken, so an idle runtime uses no CPU. Returns true if work showed
+    /// up.
+    fn spin_for_work(&mut self) -> bool {
+        if !self.worked {
+            return false;
+        }
+        self.worked = false;
+        let start = Instant::now();
+        loop {
+            for _ in 0..IDLE_SPIN_ROUNDS {
+                if self.work_visible() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            // Sockets and timers too (a non-blocking poll, skipped when no
+            // socket is registered).
+            if self.maintenance(Some(Duration::ZERO)) {
+                return true;
+            }
+            if start.elapsed() >= IDLE_SPIN {
+                return false;
+            }
+        }
+    }
+
+    /// Whether work for this spinning worker has shown up: its inbox, the
+    /// runtime's injector, a stop/shutdown/census request, or another
+    /// worker's unstarted tasks — when it has at least two. A single
+    /// unstarted green thread is left to the worker that spawned it (as
+    /// `submit` wakes a sleeper only for a second one, and as Go keeps a
+    /// P's `runnext`): a green thread that spawns a partner and then waits
+    /// on it hands over within its own worker, where a started green
+    /// thread stays for good. Loads only.
+    #[inline]
+    fn work_visible(&self) -> bool {
+        let shared = &*self.ctx.shared;
+        !self.me.inbox.is_empty()
+            || !shared.injector.is_empty()
+            || shared.stop.load(Relaxed)
+            || (shared.shutting_down.load(Relaxed) && !self.swept)
+            || shared.census_epoch.load(Relaxed) != self.census_seen
+            || shared.workers.iter().any(|w| w.stealer.len() > 1)
     }
 
     /// Fires due timers, polls sockets (waiting at most `timeout`), answers
