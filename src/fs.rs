@@ -58,6 +58,21 @@ pub use std::fs::{FileType, Metadata, Permissions};
 
 /// The most one [`File`] `read` or `write` call moves (16 MiB): the data is
 /// copied through a buffer of at most this size.
+///
+/// # Example
+///
+/// ```
+/// use std::io::Write;
+/// greenhouse::run(|| {
+///     let path = std::env::temp_dir().join(format!("gh-max-chunk-{}", std::process::id()));
+///     let mut f = greenhouse::fs::File::create(&path).unwrap();
+///     // One write call takes at most MAX_CHUNK bytes; write_all loops.
+///     let big = vec![0u8; greenhouse::fs::MAX_CHUNK + 1];
+///     assert_eq!(f.write(&big).unwrap(), greenhouse::fs::MAX_CHUNK);
+///     drop(f);
+///     greenhouse::fs::remove_file(&path).unwrap();
+/// });
+/// ```
 pub const MAX_CHUNK: usize = 16 << 20;
 
 /// Runs `f` on the blocking pool when called from a green thread, in place

@@ -680,6 +680,18 @@ where
 }
 
 /// When [`wait`] returns.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::thread::{self, WaitFor};
+/// greenhouse::run(|| {
+///     let hs = vec![thread::spawn(|| 1), thread::spawn(|| 2)];
+///     // All: nothing is left pending (no timeout).
+///     let (done, pending) = thread::wait(hs, WaitFor::All, None);
+///     assert_eq!((done.len(), pending.len()), (2, 0));
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitFor {
     /// As soon as one green thread has finished (asyncio's `FIRST_COMPLETED`).

@@ -267,6 +267,17 @@ impl Builder {
 }
 
 /// Why [`Runtime::try_run`] did not return a value.
+///
+/// # Example
+///
+/// ```
+/// use greenhouse::runtime::{RunError, Runtime};
+/// let rt = Runtime::new().unwrap();
+/// match rt.try_run(|| -> u32 { panic!("boom") }) {
+///     Err(RunError::Panicked(p)) => assert_eq!(p.downcast_ref::<&str>(), Some(&"boom")),
+///     other => panic!("expected the root's panic, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug)]
 pub enum RunError {
     /// Every green thread was parked with nothing left to wake any of them.
