@@ -19,7 +19,8 @@
 //!
 //! for N and 2N; instructions per operation = (total(2N) - total(N)) / N.
 //! Cases: `bounded1`, `rendezvous`, `unbounded`, `yield_pair` (one
-//! worker), `mutex` (green thread). `SYNC_WORKERS=2` runs the channel
+//! worker), `mutex` (green thread), `std_mutex` (`std::sync::Mutex` on
+//! an OS thread). `SYNC_WORKERS=2` runs the channel
 //! cases on two workers (where the two green threads may share one), and
 //! `cross` runs unbounded ping-pong with the two green threads on different
 //! workers (needs `SYNC_WORKERS=2`). Each prints the time per operation.
@@ -254,6 +255,14 @@ fn profile(case: &str) {
             }
             start.elapsed()
         }),
+        "std_mutex" => {
+            let m = std::sync::Mutex::new(0u64);
+            let start = Instant::now();
+            for _ in 0..iters {
+                *black_box(&m).lock().unwrap() += 1;
+            }
+            start.elapsed()
+        }
         other => panic!("unknown SYNC_PROFILE case {other:?}"),
     };
     println!(
