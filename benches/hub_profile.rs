@@ -8,6 +8,7 @@
 //! ```text
 //! valgrind --tool=callgrind <binary> yield 200000      # per-yield cost
 //! valgrind --tool=callgrind <binary> yield 0           # the fixed cost to subtract
+//! valgrind --tool=callgrind <binary> yield2 200000     # two green threads: 2 yields per n
 //! valgrind --tool=callgrind <binary> spawn 100000      # per spawn + join
 //! <binary> sleep 5 2 100000                            # 5 rounds, 2 workers, 100k sleepers
 //! ```
@@ -57,6 +58,29 @@ fn main() {
                 start.elapsed()
             });
             println!("yield_now: {:.1} ns", t.as_nanos() as f64 / n.max(1) as f64);
+        }
+        "yield2" => {
+            // Two green threads yielding to each other (through the queue).
+            let t = rt.run(move || {
+                let other = thread::spawn(move || {
+                    for _ in 0..n + 1000 {
+                        thread::yield_now();
+                    }
+                });
+                for _ in 0..1000 {
+                    thread::yield_now();
+                }
+                let start = Instant::now();
+                for _ in 0..n {
+                    thread::yield_now();
+                }
+                other.join().unwrap();
+                start.elapsed()
+            });
+            println!(
+                "yield_now, two green threads: {:.1} ns",
+                t.as_nanos() as f64 / (2 * n.max(1)) as f64
+            );
         }
         "spawn" => {
             let t = rt.run(move || {
@@ -116,7 +140,7 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown mode {other:?}: yield | spawn | sleep");
+            eprintln!("unknown mode {other:?}: yield | yield2 | spawn | sleep");
             std::process::exit(2);
         }
     }

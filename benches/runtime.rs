@@ -53,6 +53,26 @@ fn yield_now(c: &mut Criterion) {
             })
         })
     });
+    // Two green threads yielding to each other: every yield goes through
+    // the run queue (a lone one is resumed at once, see worker.rs).
+    g.bench_function("greenhouse_1_worker_two_green_threads", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let other = thread::spawn(move || {
+                    for _ in 0..iters {
+                        thread::yield_now();
+                    }
+                });
+                let start = Instant::now();
+                for _ in 0..iters {
+                    thread::yield_now();
+                }
+                other.join().unwrap();
+                // Both yielded `iters` times: per yield.
+                start.elapsed() / 2
+            })
+        })
+    });
     g.bench_function("std_thread_yield_now", |b| b.iter(std::thread::yield_now));
     g.finish();
 }

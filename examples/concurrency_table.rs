@@ -241,8 +241,8 @@ pub fn run_table(scale: &Scale) -> io::Result<Table> {
         scale: scale.clone(),
         dir: dir.clone(),
         url: server.url("/files/file-000.bin"),
-        green_agent: http::green_agent(Some(Duration::from_secs(30))),
-        std_agent: http::std_agent(Some(Duration::from_secs(30))),
+        green_agent: http::green_agent(Some(Duration::from_secs(30)), None),
+        std_agent: http::std_agent(Some(Duration::from_secs(30)), None),
     });
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hows = vec![

@@ -1,7 +1,7 @@
 //! Stacks for green threads, greenlets and generators.
 //!
 //! Every coroutine in greenhouse runs on its own `mmap`'ed stack whose lowest
-//! page is a `PROT_NONE` guard page. Touching the guard page (a stack
+//! page is a guard page. Touching the guard page (a stack
 //! overflow) is caught by a `SIGSEGV` handler that names the green thread and
 //! its stack size, then aborts — the same contract as std's
 //! "thread 'x' has overflowed its stack".
@@ -10,12 +10,16 @@
 //! actually touches cost memory, so the default size ([`DEFAULT_STACK_SIZE`],
 //! 256 KiB of address space) costs a green thread that stays shallow one or two
 //! pages of RSS. Finished coroutines hand their stack back to a per-OS-thread
-//! pool, so creating a coroutine does not call `mmap` in the common case.
+//! pool, so creating a coroutine does not call `mmap` in the common case, and
+//! when the pools are empty one `mmap` reserves a batch of stacks.
 //!
-//! Each guarded stack takes two kernel memory maps. Linux allows 65530 maps per
-//! process by default (`/proc/sys/vm/max_map_count`), so about 32,000 live
-//! green threads is the default ceiling; creation past it fails with an
-//! [`io::Error`] that says so and how to raise it, never with a crash.
+//! Guard pages are guard markers (`MADV_GUARD_INSTALL`, Linux 6.13+; one
+//! system call per batch where `process_madvise` takes them, 6.15+): a batch
+//! of stacks is then one kernel memory map. On older kernels a guard page is
+//! `PROT_NONE`, and each guarded stack takes two maps. Linux allows 65530
+//! maps per process by default (`/proc/sys/vm/max_map_count`), so there about
+//! 32,000 live green threads is the default ceiling; creation past it fails
+//! with an [`io::Error`] that says so and how to raise it, never with a crash.
 //!
 //! # Example
 //!
@@ -169,19 +173,54 @@ pub(crate) struct Stack {
     size: usize,
 }
 
+/// How many stacks one `mmap` call reserves when a pool runs dry.
+const MAP_BATCH: usize = 64;
+
+/// `madvise` advice that turns pages into guard markers in the page tables
+/// (Linux 6.13+): touching one raises `SIGSEGV` like a `PROT_NONE` page, but
+/// the mapping is not split into a separate kernel map per guard.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// `process_madvise`'s name for the calling thread's own process (6.15+).
+const PIDFD_SELF: libc::c_long = -10000;
+
+/// How guard pages are made on this kernel, learnt on first use.
+static GUARD_METHOD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(GUARD_UNKNOWN);
+const GUARD_UNKNOWN: u8 = 0;
+/// One `process_madvise` call installs the guards of a whole batch.
+const GUARD_PROCESS_MADVISE: u8 = 1;
+/// One `madvise(MADV_GUARD_INSTALL)` per stack.
+const GUARD_MADVISE: u8 = 2;
+/// One `mprotect(PROT_NONE)` per stack (older kernels): two maps per stack.
+const GUARD_MPROTECT: u8 = 3;
+
 impl Stack {
     /// Maps a new stack with `size` usable bytes (already rounded) above one
-    /// `PROT_NONE` guard page.
+    /// guard page.
     fn map(size: usize) -> io::Result<Stack> {
+        let mut out = Vec::with_capacity(1);
+        Stack::map_batch(size, 1, &mut out)?;
+        Ok(out.pop().expect("one stack mapped"))
+    }
+
+    /// Maps `n` stacks of `size` usable bytes (already rounded) with one
+    /// `mmap`, each with a guard page below it, and appends them to `out`.
+    ///
+    /// The pages are reserved read-write (`MAP_NORESERVE`: only touched
+    /// pages cost memory) and each stack's lowest page becomes a guard: a
+    /// guard marker where the kernel has them (one system call for the whole
+    /// batch, and no extra kernel map per stack, so `vm.max_map_count` stops
+    /// limiting how many green threads can live), else `PROT_NONE`.
+    fn map_batch(size: usize, n: usize, out: &mut Vec<Stack>) -> io::Result<()> {
         let page = page_size();
-        let len = size + page;
+        let stride = size + page;
+        let len = stride * n;
         // SAFETY: an anonymous private mapping at an address the kernel picks
         // aliases no existing memory.
         let low = unsafe {
             libc::mmap(
                 ptr::null_mut(),
                 len,
-                libc::PROT_NONE,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
@@ -190,23 +229,18 @@ impl Stack {
         if low == libc::MAP_FAILED {
             return Err(map_error(io::Error::last_os_error(), size));
         }
-        let stack = Stack {
-            low: low as usize,
-            size,
-        };
-        // SAFETY: [low + page, low + len) lies inside the mapping made above,
-        // which this function owns; on failure `stack` is dropped and unmapped.
-        let rc = unsafe {
-            libc::mprotect(
-                (stack.low + page) as *mut libc::c_void,
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        if rc != 0 {
-            return Err(map_error(io::Error::last_os_error(), size));
+        let low = low as usize;
+        if let Err(e) = install_guards(low, stride, n) {
+            // SAFETY: the mapping made above, not handed out yet.
+            unsafe { libc::munmap(low as *mut libc::c_void, len) };
+            return Err(map_error(e, size));
         }
-        Ok(stack)
+        // Each stack owns (and unmaps, on drop) its own part of the mapping.
+        out.extend((0..n).map(|i| Stack {
+            low: low + i * stride,
+            size,
+        }));
+        Ok(())
     }
 
     /// Usable size in bytes (excluding the guard page).
@@ -238,6 +272,62 @@ pub(crate) struct StackInfo {
     guard_low: usize,
     guard_high: usize,
     size: usize,
+}
+
+/// Makes the lowest page of each of the `n` stacks laid out every `stride`
+/// bytes from `low` a guard page (see [`Stack::map_batch`]).
+fn install_guards(low: usize, stride: usize, n: usize) -> io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let page = page_size();
+    let method = GUARD_METHOD.load(Relaxed);
+    if method <= GUARD_PROCESS_MADVISE && n > 1 {
+        let iov: Vec<libc::iovec> = (0..n)
+            .map(|i| libc::iovec {
+                iov_base: (low + i * stride) as *mut libc::c_void,
+                iov_len: page,
+            })
+            .collect();
+        // SAFETY: the ranges are guard pages of a mapping the caller owns
+        // and has not handed out; `iov` is valid for `n` entries.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                iov.as_ptr(),
+                n,
+                MADV_GUARD_INSTALL,
+                0,
+            )
+        };
+        if r == (n * page) as libc::c_long {
+            GUARD_METHOD.store(GUARD_PROCESS_MADVISE, Relaxed);
+            return Ok(());
+        }
+        // Not on this kernel (or only part of the batch): per stack below,
+        // which installs the rest (installing a guard twice is harmless).
+        if r < 0 {
+            GUARD_METHOD.store(GUARD_MADVISE, Relaxed);
+        }
+    }
+    for i in 0..n {
+        let guard = (low + i * stride) as *mut libc::c_void;
+        if GUARD_METHOD.load(Relaxed) != GUARD_MPROTECT {
+            // SAFETY: as above, one guard page.
+            if unsafe { libc::madvise(guard, page, MADV_GUARD_INSTALL) } == 0 {
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+            GUARD_METHOD.store(GUARD_MPROTECT, Relaxed);
+        }
+        // SAFETY: as above.
+        if unsafe { libc::mprotect(guard, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Stack {
@@ -297,8 +387,8 @@ fn out_of_memory_error(
     let msg = match (max_maps, maps) {
         (Some(max), Some(now)) if now + 64 >= max => format!(
             "greenhouse: cannot map a new green stack: the per-process memory-map limit \
-             (vm.max_map_count = {max}) is reached ({now} maps in use; every green thread's \
-             guarded stack takes two). Raise it, e.g. `sysctl -w vm.max_map_count={}`, or run \
+             (vm.max_map_count = {max}) is reached ({now} maps in use; on kernels without \
+             guard markers every green thread's guarded stack takes two). Raise it, e.g. `sysctl -w vm.max_map_count={}`, or run \
              fewer green threads at once",
             max.saturating_mul(4).max(262_144)
         ),
@@ -348,28 +438,44 @@ const LOCAL_MAX: usize = 512;
 const BATCH: usize = 256;
 
 /// Takes a stack of at least `size` usable bytes from this thread's pool (or
-/// a batch from the shared pool), or maps a new one.
+/// a batch from the shared pool), or maps new ones: a batch of up to
+/// [`MAP_BATCH`] (one system call, not two per stack), the rest of which
+/// goes to this thread's pool.
 pub(crate) fn take(size: usize) -> io::Result<Stack> {
     let size = round_size(size);
-    let pooled = POOL
-        .try_with(|p| {
-            let mut p = p.borrow_mut();
-            let local = p.bucket(size);
-            if local.is_empty() {
-                let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-                let from = shared.bucket(size);
-                let n = from.len().min(BATCH);
-                let start = from.len() - n;
-                local.extend(from.drain(start..));
-            }
-            local.pop()
-        })
-        .ok()
-        .flatten();
+    let pooled = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        let local = p.bucket(size);
+        if local.is_empty() {
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            let from = shared.bucket(size);
+            let n = from.len().min(BATCH);
+            let start = from.len() - n;
+            local.extend(from.drain(start..));
+        }
+        if local.is_empty() {
+            map_into(size, local)?;
+        }
+        Ok(local.pop())
+    });
     match pooled {
-        Some(s) => Ok(s),
-        None => Stack::map(size),
+        Ok(Ok(Some(s))) => Ok(s),
+        Ok(Err(e)) => Err(e),
+        // The thread is exiting (its pool is gone): one stack, unpooled.
+        _ => Stack::map(size),
     }
+}
+
+/// Refills an empty pool with newly mapped stacks: a batch, as many as the
+/// pool limit lets the pool keep (at least one). If the batch cannot be
+/// mapped (address space or the map limit nearly exhausted), one stack.
+#[cold]
+fn map_into(size: usize, local: &mut Vec<Stack>) -> io::Result<()> {
+    let n = MAP_BATCH.min(pool_limit().min(LOCAL_MAX)).max(1);
+    if n > 1 && Stack::map_batch(size, n, local).is_ok() {
+        return Ok(());
+    }
+    Stack::map_batch(size, 1, local)
 }
 
 /// Returns a stack whose coroutine has finished to this thread's pool (a
@@ -769,6 +875,22 @@ mod tests {
         assert_eq!(round_size(MIN_STACK_SIZE + 1), MIN_STACK_SIZE + page_size());
     }
 
+    /// Whether the kernel may read `len` bytes at `addr` on our behalf: a
+    /// `write(2)` from an inaccessible page fails with `EFAULT` instead of
+    /// faulting the process.
+    fn readable(addr: usize, len: usize) -> bool {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two fds into the array; write(2) only reads
+        // from `addr` in the kernel, which checks access; both fds closed.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let r = libc::write(fds[1], addr as *const libc::c_void, len);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            r == len as isize
+        }
+    }
+
     #[test]
     fn guard_page_is_inaccessible_and_stack_is_writable() {
         let s = Stack::map(round_size(64 * 1024)).unwrap();
@@ -777,14 +899,70 @@ mod tests {
         let base = lo + page_size();
         // SAFETY: [base, base + size) is the RW part of the mapping.
         unsafe { ptr::write_bytes(base as *mut u8, 0xAB, s.size()) };
-        // The guard page is PROT_NONE: mincore works on it but an mprotect
-        // query through /proc/self/maps shows ---p.
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let line = maps
-            .lines()
-            .find(|l| l.starts_with(&format!("{lo:x}-{hi:x}")))
-            .expect("guard page has its own map entry");
-        assert!(line.contains("---p"), "guard page is not PROT_NONE: {line}");
+        assert!(readable(base, 64));
+        assert!(!readable(lo, 64), "guard page is accessible");
+        assert!(
+            !readable(hi - 64, 64),
+            "top of the guard page is accessible"
+        );
+    }
+
+    #[test]
+    fn every_stack_of_a_batch_has_its_guard_page() {
+        let mut batch = Vec::new();
+        Stack::map_batch(round_size(16 * 1024), 8, &mut batch).unwrap();
+        assert_eq!(batch.len(), 8);
+        for s in &batch {
+            let (lo, hi) = s.guard();
+            // SAFETY: the stack's usable part is its own, writable memory.
+            unsafe { ptr::write_bytes(hi as *mut u8, 1, s.size()) };
+            assert!(!readable(lo, 8), "guard page of {lo:#x} is accessible");
+            assert!(readable(hi, 8));
+        }
+        // Stacks are unmapped one by one, out of order, inside the batch's
+        // mapping.
+        batch.swap(0, 5);
+        drop(batch);
+    }
+
+    /// The per-stack fallbacks (`madvise` per stack on 6.13–6.14,
+    /// `mprotect` before 6.13) make working guards too: forced here, since
+    /// this kernel would pick the batched call.
+    #[test]
+    fn every_guard_method_guards_every_stack_of_a_batch() {
+        use std::sync::atomic::Ordering::Relaxed;
+        for method in [GUARD_MPROTECT, GUARD_MADVISE, GUARD_UNKNOWN] {
+            GUARD_METHOD.store(method, Relaxed);
+            let mut batch = Vec::new();
+            Stack::map_batch(round_size(16 * 1024), 4, &mut batch).unwrap();
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            // What was used: an older kernel falls back further.
+            let used = GUARD_METHOD.load(Relaxed);
+            for s in &batch {
+                let (lo, hi) = s.guard();
+                // SAFETY: the stack's usable part is its own, writable memory.
+                unsafe { ptr::write_bytes(hi as *mut u8, 1, s.size()) };
+                assert!(
+                    !readable(lo, 8),
+                    "method {method}: guard {lo:#x} accessible"
+                );
+                assert!(
+                    readable(hi, 8),
+                    "method {method}: stack {hi:#x} not readable"
+                );
+                // mprotect's guard is its own kernel map, PROT_NONE.
+                let own_map = maps
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{lo:x}-{hi:x} ---p")));
+                assert_eq!(
+                    own_map,
+                    used == GUARD_MPROTECT,
+                    "method {used} (asked {method}):\n{maps}"
+                );
+            }
+            drop(batch);
+        }
+        GUARD_METHOD.store(GUARD_UNKNOWN, Relaxed);
     }
 
     #[test]

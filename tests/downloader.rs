@@ -1,119 +1,24 @@
 //! The downloader example against a local server: every mode downloads
 //! the same files with the same checksums; redirects and chunked bodies
 //! work; a 404, a reset connection and a too-slow server are reported while
-//! the other downloads go on; names are safe and de-duplicated.
+//! the other downloads go on; names are safe and de-duplicated; https with
+//! a CA given by `--ca-cert`. Patched mode: tests/downloader_patched.rs.
 
 #[allow(dead_code)]
-#[path = "../examples/downloader/main.rs"]
-mod downloader;
+mod downloader_common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use downloader::common::fixture::{FixtureConfig, FixtureServer};
+use downloader::common::fixture::FixtureServer;
 use downloader::demo::{self, DemoConfig};
-use downloader::download::{base_name, download_all, Names, Options, Outcome, RunMode};
+use downloader::download::{base_name, download_all, Names, Options, RunMode};
+use downloader_common::{
+    check_https, check_mixed, downloader, example_binary, files_in, small_fixture, temp_dir,
+    TlsServer,
+};
 use indicatif::ProgressBar;
-use sha2::{Digest, Sha256};
-
-fn small_fixture() -> FixtureConfig {
-    FixtureConfig {
-        files: 6,
-        delay: Duration::from_millis(50),
-        max_size: 64 * 1024,
-        slow_interval: Duration::from_millis(200),
-        ..FixtureConfig::default()
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("greenhouse-test-dl-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn sha256_of(path: &Path) -> [u8; 32] {
-    Sha256::digest(std::fs::read(path).unwrap()).into()
-}
-
-fn files_in(dir: &Path) -> HashSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
-}
-
-/// The mixed list every mode must get through.
-fn mixed_urls(server: &FixtureServer) -> Vec<String> {
-    [
-        "/files/file-000.bin",
-        "/files/file-001.bin",
-        "/redirect/file-002.bin",
-        "/chunked/file-003.bin",
-        "/missing",
-        "/reset",
-        "/slow/file-004.bin",
-        "/files/file-000.bin",
-    ]
-    .iter()
-    .map(|p| server.url(p))
-    .collect()
-}
-
-fn check_mixed(mode: RunMode) {
-    let server = FixtureServer::start(small_fixture()).unwrap();
-    let specs = server.specs().to_vec();
-    let dir = temp_dir(&format!("{mode:?}"));
-    let opts = Options {
-        out_dir: dir.clone(),
-        concurrency: None,
-        timeout: Some(Duration::from_millis(1500)),
-        mode,
-        report_failures: false,
-    };
-    let urls = mixed_urls(&server);
-    let outcomes: Vec<Outcome> = download_all(&urls, &opts, &ProgressBar::hidden()).unwrap();
-    assert_eq!(outcomes.len(), urls.len());
-
-    // The good ones: right bytes on disk, whatever route they came by.
-    let expect = [(0, 0), (1, 1), (2, 2), (3, 3), (7, 0)];
-    let mut saved = HashSet::new();
-    for (i, f) in expect {
-        let o = &outcomes[i];
-        let s = o
-            .result
-            .as_ref()
-            .unwrap_or_else(|e| panic!("{}: {e}", o.url));
-        assert_eq!(s.bytes, specs[f].size, "{}", o.url);
-        assert_eq!(s.sha256, specs[f].sha256, "{}", o.url);
-        assert_eq!(sha256_of(&s.path), specs[f].sha256, "{}", o.url);
-        assert_eq!(s.path.parent().unwrap(), dir);
-        saved.insert(s.path.file_name().unwrap().to_str().unwrap().to_string());
-    }
-    // Names from the URL; the second file-000.bin got a name of its own.
-    for n in [
-        "file-000.bin",
-        "file-001.bin",
-        "file-002.bin",
-        "file-003.bin",
-    ] {
-        assert!(saved.contains(n), "{n} missing from {saved:?}");
-    }
-    assert_eq!(saved.len(), 5);
-    // The failures are reported, and leave no file behind.
-    let err = |i: usize| outcomes[i].result.as_ref().unwrap_err().to_lowercase();
-    assert!(err(4).contains("404"), "{}", err(4));
-    assert!(err(5).contains("reset"), "{}", err(5));
-    assert!(
-        err(6).contains("timeout") || err(6).contains("timed out"),
-        "{}",
-        err(6)
-    );
-    assert_eq!(files_in(&dir), saved);
-    std::fs::remove_dir_all(&dir).unwrap();
-}
 
 #[test]
 fn green_mode_downloads_the_good_urls_and_reports_the_bad() {
@@ -145,6 +50,7 @@ fn capped_green_mode_downloads_everything() {
         timeout: Some(Duration::from_secs(20)),
         mode: RunMode::Green,
         report_failures: false,
+        tls_roots: None,
     };
     let outcomes = download_all(&urls, &opts, &ProgressBar::hidden()).unwrap();
     for (o, spec) in outcomes.iter().zip(server.specs()) {
@@ -164,6 +70,7 @@ fn https_to_a_plain_http_server_fails_cleanly_in_green_mode() {
         timeout: Some(Duration::from_secs(5)),
         mode: RunMode::Green,
         report_failures: false,
+        tls_roots: None,
     };
     let outcomes = download_all(&[url], &opts, &ProgressBar::hidden()).unwrap();
     assert!(outcomes[0].result.is_err());
@@ -182,6 +89,7 @@ fn the_summary_counts_failures() {
         timeout: Some(Duration::from_secs(20)),
         mode: RunMode::Green,
         report_failures: false,
+        tls_roots: None,
     };
     let mut out = Vec::new();
     let failed = downloader::download_urls(&urls, &opts, &mut out).unwrap();
@@ -263,19 +171,6 @@ fn demo_verifies_every_file_in_every_mode() {
     assert_eq!(table.matches("6/6").count(), 3, "{table}");
 }
 
-/// The example binary (built by `cargo test` with the other examples).
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join("downloader");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test` builds the examples; with a test filter run `cargo build --examples` first",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn the_program_runs_each_mode_in_its_own_process_and_prints_the_table() {
     let out = Command::new(example_binary())
@@ -288,7 +183,8 @@ fn the_program_runs_each_mode_in_its_own_process_and_prints_the_table() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("5/5").count(), 3, "{stdout}");
+    // sequential, threads, green, patched.
+    assert_eq!(stdout.matches("5/5").count(), 4, "{stdout}");
 }
 
 #[test]
@@ -306,4 +202,85 @@ fn the_program_exits_non_zero_when_a_download_fails() {
     assert!(stdout.contains("1 downloaded, 1 failed"), "{stdout}");
     assert_eq!(files_in(&dir), HashSet::from(["file-001.bin".to_string()]));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn green_mode_downloads_https_from_a_server_it_is_told_to_trust() {
+    check_https(RunMode::Green);
+}
+
+#[test]
+fn threads_mode_downloads_https_from_a_server_it_is_told_to_trust() {
+    check_https(RunMode::Threads);
+}
+
+#[test]
+fn ca_cert_makes_the_program_trust_a_private_ca_and_only_then() {
+    let server = TlsServer::start(1);
+    let dir = temp_dir("ca-cert");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.with_extension("pem");
+    std::fs::write(&ca, &server.ca_pem).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(example_binary())
+            .arg("-o")
+            .arg(&dir)
+            .args(args)
+            .arg(server.url(0))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    // Without it the built-in roots do not know the CA: a clear failure.
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(files_in(&dir).is_empty());
+    // With it: the file, byte for byte.
+    let (code, text) = run(&["--ca-cert".as_ref(), ca.as_os_str()]);
+    assert_eq!(code, Some(0), "{text}");
+    let (name, body) = &server.files[0];
+    assert_eq!(&std::fs::read(dir.join(name)).unwrap(), body);
+    // A file that is not PEM, or one that is missing, is a set-up error.
+    let not_pem = dir.with_extension("txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for bad in [&not_pem, &dir.join("missing.pem")] {
+        let (code, text) = run(&["--ca-cert".as_ref(), bad.as_os_str()]);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(text.contains(&bad.display().to_string()), "{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&ca).unwrap();
+    std::fs::remove_file(&not_pem).unwrap();
+}
+
+#[test]
+fn failures_say_what_failed_in_every_mode() {
+    for mode in [RunMode::Sequential, RunMode::Threads, RunMode::Green] {
+        downloader_common::check_failures(mode);
+    }
+}
+
+#[test]
+fn check_url_passes_http_and_https_urls_with_any_valid_authority() {
+    use downloader::download::check_url;
+    for ok in [
+        "http://127.0.0.1/a.bin",
+        "https://example.com:443/a?b=c#d",
+        "http://user:pw@example.com:8080/",
+        "http://[::1]:65535/x",
+        "https://[::1]/x",
+    ] {
+        assert_eq!(check_url(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "http://[::1]:0/x",
+        "http://host:80a/",
+        "http://[::1]:70000/",
+    ] {
+        let err = check_url(bad).unwrap_err();
+        assert!(err.starts_with("bad URL"), "{bad}: {err}");
+    }
 }

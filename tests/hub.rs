@@ -367,6 +367,51 @@ fn yield_loop_does_not_starve_timers_or_others() {
     });
 }
 
+/// A lone green thread yielding in a loop (a yield that resumes it at once,
+/// nothing else being ready) still lets in what arrives from outside its
+/// worker: a wake-up from an OS thread and a green thread spawned through a
+/// `Handle`.
+#[test]
+fn lone_yield_loop_sees_wakeups_and_spawns_from_os_threads() {
+    let rt = rt(1);
+    let handle = rt.handle();
+    rt.run(move || {
+        // An OS thread unparks a parked green thread: it lands in the inbox.
+        let flag = Arc::new(AtomicUsize::new(0));
+        let f = flag.clone();
+        let parked = thread::spawn(move || {
+            while f.load(SeqCst) == 0 {
+                thread::park();
+            }
+            f.store(2, SeqCst);
+        });
+        thread::yield_now(); // it runs and parks
+        let waker = parked.thread().clone();
+        let f = flag.clone();
+        std::thread::spawn(move || {
+            f.store(1, SeqCst);
+            waker.unpark();
+        });
+        let start = Instant::now();
+        while flag.load(SeqCst) != 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "wake-up never ran"
+            );
+            thread::yield_now();
+        }
+        parked.join().unwrap();
+        // An OS thread spawns through the handle: it lands in the injector.
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let s = spawned.clone();
+        std::thread::spawn(move || handle.spawn(move || s.store(1, SeqCst)));
+        while spawned.load(SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "spawn never ran");
+            thread::yield_now();
+        }
+    });
+}
+
 #[test]
 fn join_timeout_gives_the_handle_back() {
     rt(1).run(|| {

@@ -1,4 +1,4 @@
-//! Run: `cargo run --example chat-server -- [--addr 127.0.0.1:7890] [--mode green|threads]`,
+//! Run: `cargo run --example chat-server -- [--addr 127.0.0.1:7890] [--mode green|threads|patched]`,
 //! then `nc 127.0.0.1 7890` (or telnet) from a few terminals.
 //!
 //! A line-protocol chat server. On connect it asks for a nickname; then
@@ -13,9 +13,17 @@
 //! is told and disconnected, and the room never waits for it.
 //!
 //! The server is written once (server.rs) against std-shaped names and
-//! compiled twice: with greenhouse's sockets, locks and threads (`--mode
-//! green`) and with std's (`--mode threads`, one OS thread per reader and
-//! per writer). Moving from one to the other is a change of `use` lines.
+//! compiled three times, each a change of `use` lines:
+//! - `--mode green`: greenhouse's sockets, locks, channel and threads;
+//! - `--mode threads`: std's (one OS thread per reader and per writer);
+//! - `--mode patched`: std's own `TcpListener`/`TcpStream` — the code the
+//!   threads mode runs — made green by `greenhouse::monkey::patch_all()`,
+//!   with greenhouse's threads, locks and channel. That is gevent's
+//!   `patch_all` (which patches `socket`, `threading` and `queue`): hooks
+//!   make std's socket calls park the green thread, but no hook can make an
+//!   OS thread green, and a std lock or channel waits in a `futex` call
+//!   that a hook never sees — a green thread waiting on one would stall
+//!   its whole worker.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,8 +36,9 @@ pub mod lines;
 
 /// The server on green threads.
 pub mod green {
+    use greenhouse::channel::{bounded, Sender};
     use greenhouse::net::{TcpListener, TcpStream};
-    use greenhouse::sync::{Condvar, Mutex};
+    use greenhouse::sync::Mutex;
     use greenhouse::thread;
     include!("server.rs");
 }
@@ -37,8 +46,20 @@ pub mod green {
 /// The same server on OS threads.
 pub mod threads {
     use std::net::{TcpListener, TcpStream};
-    use std::sync::{Condvar, Mutex};
+    use std::sync::mpsc::{sync_channel as bounded, SyncSender as Sender};
+    use std::sync::Mutex;
     use std::thread;
+    include!("server.rs");
+}
+
+/// The same server on std's sockets, green through `monkey::patch_all`
+/// (call it before [`patched::Server::serve`]; without it every socket call
+/// blocks its worker).
+pub mod patched {
+    use greenhouse::channel::{bounded, Sender};
+    use greenhouse::sync::Mutex;
+    use greenhouse::thread;
+    use std::net::{TcpListener, TcpStream};
     include!("server.rs");
 }
 
@@ -73,8 +94,9 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7890")]
     addr: SocketAddr,
-    /// Green threads, or one OS thread per reader and writer.
-    #[arg(long, value_parser = ["green", "threads"], default_value = "green")]
+    /// Green threads; one OS thread per reader and writer; or std's sockets
+    /// on green threads through `monkey::patch_all`.
+    #[arg(long, value_parser = ["green", "threads", "patched"], default_value = "green")]
     mode: String,
     /// Disconnect clients silent for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -91,10 +113,11 @@ fn main() {
         queue_len: cli.queue_len.max(1),
         ..Config::default()
     };
-    let r = if cli.mode == "threads" {
-        run_threads(cli.addr, cfg)
-    } else {
-        greenhouse::run(move || run_green(cli.addr, cfg))
+    let r = match cli.mode.as_str() {
+        "threads" => run_threads(cli.addr, cfg),
+        "patched" => greenhouse::monkey::patch_all()
+            .and_then(|()| greenhouse::run(move || run_patched(cli.addr, cfg))),
+        _ => greenhouse::run(move || run_green(cli.addr, cfg)),
     };
     if let Err(e) = r {
         eprintln!("chat-server: {e}");
@@ -112,4 +135,14 @@ fn run_threads(addr: SocketAddr, cfg: Config) -> io::Result<()> {
     let l = std::net::TcpListener::bind(addr)?;
     println!("chat-server on {} (OS threads)", l.local_addr()?);
     threads::Server::new(cfg).serve(l)
+}
+
+/// `patch_all` must have been called.
+fn run_patched(addr: SocketAddr, cfg: Config) -> io::Result<()> {
+    let l = std::net::TcpListener::bind(addr)?;
+    println!(
+        "chat-server on {} (std::net on green threads, patched)",
+        l.local_addr()?
+    );
+    patched::Server::new(cfg).serve(l)
 }

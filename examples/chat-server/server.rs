@@ -1,94 +1,42 @@
-// The chat server. This file is compiled twice (see main.rs): once with
-// greenhouse's `TcpListener`, `TcpStream`, `Mutex`, `Condvar` and `thread`
-// in scope, once with std's. Not a line of it differs between the two.
+// The chat server. This file is compiled three times (see main.rs), each
+// with its own `TcpListener`, `TcpStream`, `Mutex`, bounded channel
+// (`bounded`, `Sender`) and `thread` in scope: greenhouse's, std's, and
+// std's sockets with greenhouse's threads and locks (under `patch_all`).
+// Not a line of it differs between them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::TrySendError;
 use std::sync::Arc;
 
 use super::lines::{Line, LineReader};
 use super::Config;
 
-/// A client's bounded outbound queue: the room never waits for a slow
-/// reader; a full queue gets its client evicted instead.
-struct Outbox {
-    state: Mutex<OutState>,
-    ready: Condvar,
-    cap: usize,
-}
-
-struct OutState {
-    msgs: VecDeque<Arc<str>>,
-    closed: bool,
-}
-
-impl Outbox {
-    fn new(cap: usize) -> Outbox {
-        Outbox {
-            state: Mutex::new(OutState {
-                msgs: VecDeque::new(),
-                closed: false,
-            }),
-            ready: Condvar::new(),
-            cap,
-        }
-    }
-
-    /// Queues `msg`; `false` if the queue is full (nothing queued). A closed
-    /// queue swallows messages.
-    fn push(&self, msg: Arc<str>) -> bool {
-        let mut st = self.state.lock().unwrap();
-        if st.closed {
-            return true;
-        }
-        if st.msgs.len() >= self.cap {
-            return false;
-        }
-        st.msgs.push_back(msg);
-        drop(st);
-        self.ready.notify_one();
-        true
-    }
-
-    /// The next message; `None` once closed and drained.
-    fn pop(&self) -> Option<Arc<str>> {
-        let mut st = self.state.lock().unwrap();
-        loop {
-            if let Some(m) = st.msgs.pop_front() {
-                return Some(m);
-            }
-            if st.closed {
-                return None;
-            }
-            st = self.ready.wait(st).unwrap();
-        }
-    }
-
-    /// No more messages; with `drop_backlog`, the unsent ones are dropped.
-    fn close(&self, drop_backlog: bool) {
-        let mut st = self.state.lock().unwrap();
-        st.closed = true;
-        if drop_backlog {
-            st.msgs.clear();
-        }
-        drop(st);
-        self.ready.notify_all();
-    }
-}
-
 /// One connected client, as the rest of the server sees it.
 struct Client {
-    out: Outbox,
+    /// Its bounded outbound queue; the client's writer thread holds the
+    /// receiving end. The room never waits for a slow reader: a full queue
+    /// gets its client evicted instead. The writer ends once every `Client`
+    /// handle is gone (the client left) and the queue is drained, or at the
+    /// first message after an eviction, dropping the backlog.
+    out: Sender<Arc<str>>,
     /// Another handle to the socket, to cut the reader short on eviction.
     stream: TcpStream,
-    evicted: AtomicBool,
+    /// Set once, by whoever found the queue full; the writer reads it too.
+    evicted: Arc<AtomicBool>,
 }
 
 impl Client {
+    /// Queues `msg`; `false` if the queue is full (nothing queued). A queue
+    /// whose writer has gone swallows messages.
+    fn push(&self, msg: Arc<str>) -> bool {
+        !matches!(self.out.try_send(msg), Err(TrySendError::Full(_)))
+    }
+
     fn send(&self, line: &str) {
-        self.out.push(Arc::from(format!("{line}\n")));
+        self.push(Arc::from(format!("{line}\n")));
     }
 }
 
@@ -114,9 +62,9 @@ impl State {
         let msg: Arc<str> = Arc::from(format!("{line}\n"));
         for id in self.rooms.get(room).into_iter().flatten() {
             let c = &self.members[id].client;
-            if !c.out.push(msg.clone()) && !c.evicted.swap(true, Ordering::SeqCst) {
-                c.out.close(true);
-                // Wakes its reader with end-of-file; it leaves the room.
+            if !c.push(msg.clone()) && !c.evicted.swap(true, Ordering::SeqCst) {
+                // Its writer stops at its next message; this wakes its
+                // reader with end-of-file, and the reader leaves the room.
                 let _ = c.stream.shutdown(Shutdown::Read);
             }
         }
@@ -209,29 +157,31 @@ impl Server {
         stream.set_read_timeout(Some(self.cfg.idle_timeout))?;
         stream.set_write_timeout(Some(self.cfg.write_timeout))?;
         stream.set_nodelay(true)?;
+        let (out, queue) = bounded::<Arc<str>>(self.cfg.queue_len);
         let client = Arc::new(Client {
-            out: Outbox::new(self.cfg.queue_len),
+            out,
             stream: stream.try_clone()?,
-            evicted: AtomicBool::new(false),
+            evicted: Arc::new(AtomicBool::new(false)),
         });
         let writer = {
-            let (client, mut s) = (client.clone(), stream.try_clone()?);
+            // Not the `Client`: its sender would keep the queue open forever.
+            let (evicted, mut s) = (client.evicted.clone(), stream.try_clone()?);
             thread::Builder::new()
                 .name("chat-writer".into())
                 .stack_size(128 * 1024)
                 .spawn(move || {
-                    while let Some(m) = client.out.pop() {
-                        if s.write_all(m.as_bytes()).is_err() {
+                    for m in queue.iter() {
+                        if evicted.load(Ordering::SeqCst) || s.write_all(m.as_bytes()).is_err() {
                             break;
                         }
                     }
-                    if client.evicted.load(Ordering::SeqCst) {
+                    if evicted.load(Ordering::SeqCst) {
                         let _ = s.write_all(b"! you fell too far behind; disconnecting\n");
                     }
                     let _ = s.shutdown(Shutdown::Both);
                 })?
         };
-        drop(writer); // detached: it ends when the queue closes
+        drop(writer); // detached: it ends when the queue does
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let why = self.converse(id, &client, LineReader::new(stream, self.cfg.max_line));
         let mut st = self.state.lock().unwrap();
@@ -246,7 +196,8 @@ impl Server {
             st.nicks.remove(&m.nick);
         }
         drop(st);
-        client.out.close(false);
+        // The last handle: the writer sends what is queued, then ends.
+        drop(client);
         Ok(())
     }
 

@@ -1,6 +1,11 @@
 //! HTTP clients for the examples: ureq (with rustls for https) over either
 //! std's sockets or greenhouse's.
 //!
+//! Three agents: [`std_agent`] is ureq as it comes (for OS threads);
+//! [`green_agent`] plugs greenhouse's sockets into ureq; [`patched_agent`]
+//! is ureq's own std transport again, for green threads in a process that
+//! called `greenhouse::monkey::patch_all` — only its resolver differs.
+//!
 //! ureq is a blocking client, which is exactly what greenhouse wants: its
 //! transport is pluggable, so [`green_agent`] plugs in a TCP connector built
 //! on `greenhouse::net::TcpStream` (and a resolver that resolves names on the
@@ -10,36 +15,110 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use greenhouse::net::TcpStream;
 use ureq::config::Config;
+use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, RustlsConnector,
-    ShutdownHandle, Transport,
+    Buffers, ConnectionDetails, Connector, DefaultConnector, Either, LazyBuffers, NextTimeout,
+    RustlsConnector, ShutdownHandle, Transport,
 };
 use ureq::Agent;
 
-/// Settings shared by both kinds of agent.
-pub fn config(timeout: Option<Duration>) -> Config {
-    Agent::config_builder()
+/// Settings shared by every kind of agent: a time limit per request
+/// (redirects included) and, for https, the certificates to trust instead
+/// of the built-in (Mozilla) roots.
+pub fn config(timeout: Option<Duration>, roots: Option<&RootCerts>) -> Config {
+    let mut b = Agent::config_builder()
         .timeout_global(timeout)
-        .user_agent("greenhouse-downloader/0.1")
-        .build()
+        .user_agent("greenhouse-downloader/0.1");
+    if let Some(roots) = roots {
+        b = b.tls_config(TlsConfig::builder().root_certs(roots.clone()).build());
+    }
+    b.build()
+}
+
+/// The certificates in a PEM file, to trust as roots (`--ca-cert`).
+///
+/// # Errors
+/// If the file cannot be read, is not PEM, or holds no certificate.
+pub fn load_roots(path: &Path) -> io::Result<RootCerts> {
+    let named = |e: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut certs = Vec::new();
+    for item in parse_pem(&pem) {
+        if let PemItem::Certificate(c) = item.map_err(|e| named(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(named("no PEM certificate in the file".into()));
+    }
+    Ok(RootCerts::from(certs))
 }
 
 /// An agent on std's blocking sockets (ureq's defaults).
-pub fn std_agent(timeout: Option<Duration>) -> Agent {
-    Agent::new_with_config(config(timeout))
+pub fn std_agent(timeout: Option<Duration>, roots: Option<&RootCerts>) -> Agent {
+    Agent::new_with_config(config(timeout, roots))
 }
 
 /// An agent whose sockets are greenhouse's: use it from green threads.
-pub fn green_agent(timeout: Option<Duration>) -> Agent {
+pub fn green_agent(timeout: Option<Duration>, roots: Option<&RootCerts>) -> Agent {
     let connector = ().chain(GreenTcpConnector).chain(RustlsConnector::default());
-    Agent::with_parts(config(timeout), connector, GreenResolver)
+    Agent::with_parts(config(timeout, roots), connector, GreenResolver)
+}
+
+/// ureq's own transport on `std::net::TcpStream` (its `DefaultConnector`,
+/// as in [`std_agent`]), for green threads after
+/// `greenhouse::monkey::patch_all`: the hooks make its socket calls park.
+///
+/// Only the resolver differs: with a time limit set, ureq's default
+/// resolver runs `getaddrinfo` on a new OS thread and waits for it on a
+/// `std::sync::mpsc` channel — a `futex` wait no hook sees, which would
+/// block the worker (and start an OS thread per request). [`StdResolver`]
+/// calls std's `ToSocketAddrs` in place instead: `getaddrinfo` is patched
+/// (it runs on the blocking pool while the green thread parks).
+pub fn patched_agent(timeout: Option<Duration>, roots: Option<&RootCerts>) -> Agent {
+    Agent::with_parts(config(timeout, roots), DefaultConnector::new(), StdResolver)
+}
+
+/// The host and port a URL connects to (the scheme's default port if none).
+fn host_port(uri: &ureq::http::Uri) -> Result<(&str, u16), ureq::Error> {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri
+        .host()
+        .ok_or_else(|| ureq::Error::BadUri(format!("no host in {uri}")))?;
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    // Bracketed IPv6 literals come with their brackets.
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+/// ureq's list of at most 16 addresses, or `HostNotFound`.
+fn addr_list(
+    r: &impl Resolver,
+    addrs: impl Iterator<Item = SocketAddr>,
+) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    let mut out = r.empty();
+    for addr in addrs.take(16) {
+        out.push(addr);
+    }
+    if out.is_empty() {
+        return Err(ureq::Error::HostNotFound);
+    }
+    Ok(out)
 }
 
 /// Resolves host names with `greenhouse::net::ToSocketAddrs` (on the
@@ -56,23 +135,25 @@ impl Resolver for GreenResolver {
         _timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         use greenhouse::net::ToSocketAddrs;
-        let scheme = uri.scheme_str().unwrap_or("http");
-        let host = uri
-            .host()
-            .ok_or_else(|| ureq::Error::BadUri(format!("no host in {uri}")))?;
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        // Bracketed IPv6 literals come with their brackets.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let mut out = self.empty();
-        for addr in (host, port).to_socket_addrs()?.take(16) {
-            out.push(addr);
-        }
-        if out.is_empty() {
-            return Err(ureq::Error::HostNotFound);
-        }
-        Ok(out)
+        addr_list(self, host_port(uri)?.to_socket_addrs()?)
+    }
+}
+
+/// Resolves host names with std's `ToSocketAddrs`, in place, whatever the
+/// time limit (`getaddrinfo` keeps its own time-outs): see
+/// [`patched_agent`].
+#[derive(Debug)]
+pub struct StdResolver;
+
+impl Resolver for StdResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        use std::net::ToSocketAddrs;
+        addr_list(self, host_port(uri)?.to_socket_addrs()?)
     }
 }
 

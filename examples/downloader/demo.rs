@@ -1,5 +1,5 @@
 //! The downloader's built-in demo: an embedded HTTP server with generated
-//! files, downloaded three ways, measured side by side.
+//! files, downloaded each way, measured side by side.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -173,6 +173,7 @@ fn mode_flag(mode: RunMode) -> &'static str {
         RunMode::Sequential => "sequential",
         RunMode::Threads => "threads",
         RunMode::Green => "green",
+        RunMode::Patched => "patched",
     }
 }
 
@@ -245,6 +246,7 @@ pub fn measure(cfg: &DemoConfig, mode: RunMode, addr: SocketAddr) -> io::Result<
         timeout: None,
         mode,
         report_failures: true,
+        tls_roots: None,
     };
     let _ = procstat::reset_peak_rss(None);
     let sampler = PeakSampler::start(None, Duration::from_millis(5));

@@ -1,17 +1,23 @@
 //! Downloading a list of URLs: one after another, on OS threads, or on green
 //! threads. The per-URL code ([`fetch`]) is the same in every mode; only the
 //! HTTP agent's sockets and the spawn function differ.
+//!
+//! Files are written with `greenhouse::fs`: from a green thread each call
+//! runs on the blocking pool (a slow disk or an `fsync` would otherwise
+//! stall every download on the worker); from an OS thread it is std's call,
+//! in place.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use greenhouse::fs::{self, File, OpenOptions};
 use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
+use ureq::tls::RootCerts;
 
 use super::common::http;
 use super::common::mode::{Green, Mode, Threads};
@@ -25,6 +31,10 @@ pub enum RunMode {
     Threads,
     /// One green thread per URL (at most `-c` at once).
     Green,
+    /// As `green`, but through ureq's own `std::net` transport — the code
+    /// the threads mode runs — made green by `greenhouse::monkey::patch_all`
+    /// (which this mode calls).
+    Patched,
 }
 
 impl RunMode {
@@ -34,6 +44,7 @@ impl RunMode {
             RunMode::Sequential => "sequential",
             RunMode::Threads => "OS thread per file",
             RunMode::Green => "green thread per file",
+            RunMode::Patched => "green, std + patch_all",
         }
     }
 }
@@ -51,6 +62,8 @@ pub struct Options {
     pub mode: RunMode,
     /// Print each failure to stderr as it happens.
     pub report_failures: bool,
+    /// Certificates to trust for https instead of the built-in roots.
+    pub tls_roots: Option<RootCerts>,
 }
 
 /// A file written to disk.
@@ -154,12 +167,14 @@ pub fn fetch(
     names: &Names,
     progress: &ProgressBar,
 ) -> Result<Saved, String> {
-    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    check_url(url)?;
+    let mut resp = agent.get(url).call().map_err(|e| describe(&e))?;
     let (mut file, path) = names
         .create(dir, url)
         .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-    let copied = copy_hashing(&mut resp.body_mut().as_reader(), &mut file, progress)
-        .and_then(|saved| file.sync_data().map(|()| saved));
+    // No fsync: like curl and wget, a download is done when the kernel has
+    // the bytes (an fsync per file made the demo time the shared disk).
+    let copied = copy_hashing(&mut resp.body_mut().as_reader(), &mut file, progress);
     match copied {
         Ok((bytes, sha256)) => Ok(Saved {
             path,
@@ -171,6 +186,58 @@ pub fn fetch(
             let _ = fs::remove_file(&path);
             Err(e.to_string())
         }
+    }
+}
+
+/// Refuses what is not an http(s) URL with a host and a valid port, before
+/// the client sees it: the client's own messages for these are terse
+/// ("http: invalid uri character"), and it takes a port over 65535 for
+/// no port at all (and connects to 80).
+///
+/// # Errors
+/// A message saying what is wrong with the URL.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if !url.contains("://") {
+        return Err("bad URL: no scheme (give http://… or https://…)".into());
+    }
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("bad URL (not an http or https URL: {e})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => {
+            return Err(format!(
+                "bad URL: unsupported scheme {other}:// (only http and https)"
+            ))
+        }
+        None => return Err("bad URL: no scheme (give http://… or https://…)".into()),
+    }
+    if uri.host().map_or(true, str::is_empty) {
+        return Err("bad URL: no host".into());
+    }
+    // `Uri::port` is `None` for a port that does not fit a u16: look at the
+    // authority's text (after any user info and any `[IPv6]` literal).
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port.find(':').map_or("", |i| &host_port[i..]),
+    };
+    if let Some(port) = after_host.strip_prefix(':') {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("bad URL: port {port} is not 1-65535"));
+        }
+    }
+    Ok(())
+}
+
+/// The client's error, with a hint where the fix is the user's.
+fn describe(e: &ureq::Error) -> String {
+    let msg = e.to_string();
+    if msg.to_lowercase().contains("unknownissuer") {
+        format!("{msg} (the server's certificate is not signed by a trusted CA; --ca-cert FILE adds one)")
+    } else {
+        msg
     }
 }
 
@@ -219,18 +286,24 @@ pub fn download_all(
         results: Mutex::new((0..urls.len()).map(|_| None).collect()),
         progress: progress.clone(),
     });
+    let (timeout, roots) = (opts.timeout, opts.tls_roots.clone());
     match opts.mode {
         RunMode::Sequential => {
-            let agent = http::std_agent(opts.timeout);
+            let agent = http::std_agent(timeout, roots.as_ref());
             job.work(&agent);
         }
         RunMode::Threads => {
-            let agent = http::std_agent(opts.timeout);
+            let agent = http::std_agent(timeout, roots.as_ref());
             run_concurrently::<Threads>(job.clone(), agent)?;
         }
         RunMode::Green => {
-            let (j, timeout) = (job.clone(), opts.timeout);
-            Green::enter(move || green_per_url(j, http::green_agent(timeout)))?;
+            let j = job.clone();
+            Green::enter(move || green_per_url(j, http::green_agent(timeout, roots.as_ref())))?;
+        }
+        RunMode::Patched => {
+            greenhouse::monkey::patch_all()?;
+            let j = job.clone();
+            Green::enter(move || green_per_url(j, http::patched_agent(timeout, roots.as_ref())))?;
         }
     }
     let job = Arc::try_unwrap(job).map_err(|_| io::Error::other("a download is still running"))?;
@@ -284,7 +357,7 @@ impl Job {
     }
 }
 
-/// One green thread per URL; with a concurrency cap, spawned through a
+/// One green thread per URL (green and patched modes); with a concurrency cap, spawned through a
 /// `greenhouse::pool::Pool` of that size (gevent's `Pool`: `spawn` waits
 /// while the pool is full).
 fn green_per_url(job: Arc<Job>, agent: ureq::Agent) -> io::Result<()> {

@@ -1,14 +1,16 @@
 //! Run: `cargo run --example downloader` (the demo), or
-//! `cargo run --example downloader -- [-o DIR] [-c N] [--mode green|threads|sequential] URL...`
+//! `cargo run --example downloader -- [-o DIR] [-c N] [--mode green|threads|sequential|patched] [--ca-cert FILE] URL...`
 //!
 //! The seeds' gevent downloader (seed 003 §3.3: `monkey.patch_all()`, then
 //! `joinall([spawn(downloader, name, url), …])`), grown into a real program.
 //!
 //! With no URLs it needs no network: it starts an HTTP server on 127.0.0.1
 //! with generated files, each response delayed like a far-away server's,
-//! downloads them all three ways — one after another, one OS thread per
-//! file, one green thread per file — checks every checksum and prints wall
-//! time, throughput, peak OS threads and peak memory side by side.
+//! downloads them every way — one after another, one OS thread per file,
+//! one green thread per file, and one green thread per file running ureq's
+//! unmodified `std::net` transport under `monkey::patch_all` — checks every
+//! checksum and prints wall time, throughput, peak OS threads and peak
+//! memory side by side.
 //!
 //! With URLs it is a downloader: http and https (ureq with rustls, over
 //! greenhouse's sockets in green mode), redirects followed, bodies streamed
@@ -32,6 +34,7 @@ pub mod demo;
 pub mod download;
 
 use common::fixture::FixtureConfig;
+use common::http;
 use common::procstat::human_bytes;
 use demo::DemoConfig;
 use download::{download_all, Options, RunMode};
@@ -60,6 +63,10 @@ pub struct Cli {
     /// How to run the downloads.
     #[arg(long, value_enum, default_value_t = RunMode::Green)]
     pub mode: RunMode,
+    /// Trust the certificates in this PEM file for https, instead of the
+    /// built-in (Mozilla) roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Time limit per URL in seconds, redirects included.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub timeout: f64,
@@ -72,7 +79,7 @@ pub struct Cli {
     /// Demo: seed of the generated files.
     #[arg(long, default_value_t = FixtureConfig::default().seed)]
     pub seed: u64,
-    /// Demo: only these modes (repeatable; default all three).
+    /// Demo: only these modes (repeatable; default all four).
     #[arg(long = "demo-mode", value_enum, value_name = "MODE")]
     pub demo_modes: Vec<RunMode>,
     /// Demo: run the server and every mode in this one process, rather than
@@ -135,7 +142,12 @@ pub fn run(cli: Cli) -> io::Result<ExitCode> {
     }
     if urls.is_empty() && cli.input.is_none() {
         let modes = if cli.demo_modes.is_empty() {
-            vec![RunMode::Sequential, RunMode::Threads, RunMode::Green]
+            vec![
+                RunMode::Sequential,
+                RunMode::Threads,
+                RunMode::Green,
+                RunMode::Patched,
+            ]
         } else {
             cli.demo_modes.clone()
         };
@@ -158,12 +170,14 @@ pub fn run(cli: Cli) -> io::Result<ExitCode> {
             "--timeout must be a positive number of seconds",
         ));
     }
+    let tls_roots = cli.ca_cert.as_deref().map(http::load_roots).transpose()?;
     let opts = Options {
         out_dir: cli.out_dir.clone(),
         concurrency: cli.concurrency.map(|c| c as usize),
         timeout: Some(Duration::from_secs_f64(cli.timeout)),
         mode: cli.mode,
         report_failures: true,
+        tls_roots,
     };
     let failed = download_urls(&urls, &opts, &mut io::stdout())?;
     Ok(if failed == 0 {

@@ -434,22 +434,25 @@ fn prefetch(addr: usize) {
     let _ = addr;
 }
 
-/// Prefetches `len` bytes from `addr` on.
+/// Prefetches the `LINES` cache lines from the one holding `addr` on. A
+/// constant count, so the loop unrolls into bare prefetch instructions (a
+/// loop bounded by a length cost about three instructions per line, on
+/// every switch).
 #[inline(always)]
-fn prefetch_range(addr: usize, len: usize) {
-    let mut a = addr & !63;
-    while a < addr + len {
-        prefetch(a);
-        a += 64;
+fn prefetch_lines<const LINES: usize>(addr: usize) {
+    let a = addr & !63;
+    for i in 0..LINES {
+        prefetch(a + 64 * i);
     }
 }
 
-/// Bytes of a task's header worth prefetching (its hot fields).
-const HEADER_PREFETCH: usize = 192;
+/// Cache lines of a task's header worth prefetching (its hot fields).
+const HEADER_LINES: usize = 3;
 /// Bytes around a suspended task's stack pointer that its resume touches
-/// (saved registers below, the frames it returns through above).
+/// (saved registers below, the frames it returns through above), in lines
+/// from `STACK_BELOW_SP` below it.
 const STACK_BELOW_SP: usize = 128;
-const STACK_ABOVE_SP: usize = 512;
+const STACK_LINES: usize = 10;
 /// Bytes below the top of a new task's stack that its first run writes.
 const NEW_STACK_PREFETCH: usize = 768;
 
@@ -742,15 +745,16 @@ impl Worker<'_> {
             // SAFETY: a queued started task (TaskPtr's invariant); its
             // `local` is the owner's (this thread's) while it does not run.
             let local = unsafe { next.task().local_mut() };
-            let lo = local.sp_hint.saturating_sub(STACK_BELOW_SP);
-            let hi = (local.sp_hint + STACK_ABOVE_SP).min(local.stack_top);
-            prefetch_range(lo, hi.saturating_sub(lo));
+            // Not above the top of the stack (that is the next stack's
+            // guard page, or nothing).
+            let lo = local
+                .sp_hint
+                .saturating_sub(STACK_BELOW_SP)
+                .min(local.stack_top.saturating_sub(STACK_LINES * 64));
+            prefetch_lines::<STACK_LINES>(lo);
             if let Some(after) = self.ctx.ready.peek(1) {
                 // SAFETY: as above.
-                prefetch_range(
-                    unsafe { after.task() } as *const Task as usize,
-                    HEADER_PREFETCH,
-                );
+                prefetch_lines::<HEADER_LINES>(unsafe { after.task() } as *const Task as usize);
             }
         }
         Some(Next::Ready(p))
@@ -773,7 +777,7 @@ impl Worker<'_> {
             let Some(next) = self.ctx.new.pop() else {
                 break;
             };
-            prefetch_range(&*next as *const Task as usize, HEADER_PREFETCH);
+            prefetch_lines::<HEADER_LINES>(&*next as *const Task as usize);
             self.new_ahead.push_back(next);
         }
         if let Some(next) = self.new_ahead.front() {
@@ -781,7 +785,7 @@ impl Worker<'_> {
             // `new_ahead`); only reading where its stack is.
             if let Co::Unstarted(stack) = unsafe { &*next.co_mut() } {
                 let top = corosensei::stack::Stack::base(stack).get();
-                prefetch_range(top - NEW_STACK_PREFETCH, NEW_STACK_PREFETCH);
+                prefetch_lines::<{ NEW_STACK_PREFETCH / 64 }>(top - NEW_STACK_PREFETCH);
             }
         }
         Some(t)
@@ -902,6 +906,14 @@ impl Worker<'_> {
         woke |= self.drain_inbox();
         self.release_limbo();
         let shared = &self.ctx.shared;
+        // Green threads spawned from outside the runtime: a worker that
+        // always has work of its own (one green thread yielding in a loop)
+        // would otherwise leave them to idle workers, of which there may be
+        // none.
+        if !shared.injector.is_empty() {
+            while let Steal::Retry = shared.injector.steal_batch(&self.ctx.new) {}
+            woke = true;
+        }
         if !self.swept && shared.shutting_down.load(SeqCst) {
             self.swept = true;
             // Shutdown: kill every green thread this worker started. (Ones
@@ -1107,7 +1119,24 @@ impl Worker<'_> {
         let result = {
             let _enter = EnterTask::new(task);
             let _stack = OnRecord::enter(record);
-            co.resume(())
+            loop {
+                let r = co.resume(());
+                // A yield with nothing else to run here (no ready or unstarted
+                // task, no wake-up in the inbox) and no maintenance due
+                // resumes the task at once: the trip through the run queue
+                // and the per-resume bookkeeping would only hand it back.
+                if matches!(r, CoroutineResult::Yield(Suspend::Yield))
+                    && self.until_maintenance > 1
+                    && ctx.ready.is_empty()
+                    && !self.new_available()
+                    && self.me.inbox.is_empty()
+                {
+                    self.until_maintenance -= 1;
+                    bump(&stats.switches);
+                    continue;
+                }
+                break r;
+            }
         };
         unsafe { task.local_mut() }.greenlets.swap_with_running();
         stats.running.store(std::ptr::null_mut(), Release);
