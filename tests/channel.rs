@@ -470,3 +470,65 @@ fn unfinished_selected_operation_gives_back_what_it_holds() {
     drop(sel.select()); // took the message, then gave it back
     assert_eq!(rx.try_recv(), Ok(1));
 }
+
+/// Same-worker wake-ups are made in place without counting a reference
+/// (`park::WakeHandle::Local`). A receiver that has used up its spin (six
+/// yields) and parked for real must still be scheduled by a sender on its
+/// own worker; one still spinning must see its message. Each round parks
+/// the receivers behind a sleeping sender, then sends to them.
+#[test]
+fn same_worker_wakes_reach_parked_and_spinning_receivers() {
+    rt(1).run(|| {
+        for round in 0..20u32 {
+            let (tx, rx) = channel::unbounded::<u32>();
+            let hs: Vec<_> = (0..3)
+                .map(|_| {
+                    let rx = rx.clone();
+                    thread::spawn(move || rx.recv().unwrap())
+                })
+                .collect();
+            if round % 2 == 0 {
+                // Long enough for the receivers to give up spinning and park.
+                thread::sleep(Duration::from_millis(2));
+            }
+            for i in 0..3 {
+                tx.send(round * 10 + i).unwrap();
+            }
+            let mut got: Vec<u32> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+            got.sort();
+            assert_eq!(got, [round * 10, round * 10 + 1, round * 10 + 2]);
+        }
+    });
+}
+
+/// Wake-ups from an OS thread (or another worker) count a reference to the
+/// woken green thread (`park::WakeHandle::Later`), because it may run and
+/// finish the moment it sees its message, before the waker has unparked
+/// it: receivers that finish at once, woken by an OS thread, thousands of
+/// times on two workers.
+#[test]
+fn receivers_woken_from_an_os_thread_may_finish_at_once() {
+    const N: u32 = 2_000;
+    let rt = rt(2);
+    let (tx, rx) = channel::rendezvous::<u32>();
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            tx.send(i).unwrap();
+        }
+    });
+    let sum: u64 = rt.run(move || {
+        let mut sum = 0u64;
+        for _ in 0..N / 100 {
+            let hs: Vec<_> = (0..100)
+                .map(|_| {
+                    let rx = rx.clone();
+                    thread::spawn(move || rx.recv().unwrap() as u64)
+                })
+                .collect();
+            sum += hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+        }
+        sum
+    });
+    sender.join().unwrap();
+    assert_eq!(sum, (0..N as u64).sum::<u64>());
+}

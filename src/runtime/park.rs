@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::task::Wake;
 use std::time::Instant;
 
-use super::task::{Suspend, Task, TaskRef, WaitReason, PARKED, RUNNING};
+use super::task::{Suspend, Task, TaskPtr, TaskRef, WaitReason, PARKED, RUNNING, SCHEDULED};
 
 /// The green thread running on this OS thread (a pointer to its `Task`
 /// inside the `Arc` the worker holds while it runs), and the
@@ -170,6 +170,105 @@ impl Unparker {
             (Unparker::Os(a), Unparker::Os(b)) => a.id() == b.id(),
             _ => false,
         }
+    }
+}
+
+/// Who waits on a waiter-queue node (`sync/waiters.rs`), captured when the
+/// node is made, without counting a reference: the node lives in the
+/// waiter's frame, so the green thread is alive while the node is linked.
+pub(crate) enum Waitee {
+    Green(NonNull<Task>),
+    Os(std::thread::Thread),
+}
+
+impl Waitee {
+    /// The calling green thread, else the calling OS thread.
+    #[inline]
+    pub(crate) fn current() -> Waitee {
+        match CURRENT.with(|c| c.get().task) {
+            Some(t) => Waitee::Green(t),
+            None => Self::os(),
+        }
+    }
+
+    #[cold]
+    fn os() -> Waitee {
+        super::worker::note_foreign_thread();
+        Waitee::Os(std::thread::current())
+    }
+
+    /// How to wake this waiter. Call it before handing the waiter its
+    /// token (after that the waiter may return, and its thread end).
+    ///
+    /// # Safety
+    /// The waiter has not returned from its wait (its node is still linked,
+    /// or was unlinked under a lock the caller still holds, and has no
+    /// token), so its green thread is alive.
+    #[inline]
+    pub(crate) unsafe fn wake_handle(&self) -> WakeHandle {
+        match self {
+            Waitee::Green(t) => {
+                let t = t.as_ref();
+                if on_owner_worker(t) {
+                    WakeHandle::Local(TaskPtr::of(t))
+                } else {
+                    WakeHandle::Later(Unparker::Green(TaskRef::from_header(t)))
+                }
+            }
+            Waitee::Os(th) => WakeHandle::Later(Unparker::Os(th.clone())),
+        }
+    }
+}
+
+/// How a waker wakes a waiter-queue node's waiter once it has handed it its
+/// token.
+pub(crate) enum WakeHandle {
+    /// A green thread of the waker's own worker: wake it at once with
+    /// [`unpark_local`], still under the waker's lock (cheap, cannot block).
+    /// Not counted: it cannot run, let alone finish, before the waker
+    /// switches away.
+    Local(TaskPtr),
+    /// Anyone else: unpark after releasing the lock (a counted reference:
+    /// the waiter may return and finish as soon as it sees its token).
+    Later(Unparker),
+}
+
+/// True if the caller is a green thread running on `t`'s owner worker (of
+/// the same runtime): `t` cannot run, let alone finish, until the caller
+/// switches away.
+#[inline]
+fn on_owner_worker(t: &Task) -> bool {
+    match current_task() {
+        Some(me) => {
+            me.owner.load(Relaxed) == t.owner.load(Relaxed) && Arc::ptr_eq(&me.shared, &t.shared)
+        }
+        None => false,
+    }
+}
+
+/// Schedules `task`, a green thread of the calling green thread's own
+/// worker (a [`WakeHandle::Local`]), if it is parked. No park token is left
+/// otherwise: this is only for waiters that check a token of their own,
+/// set before this call, before they park, and a same-worker waiter that
+/// is not parked is queued to run (or is the caller). So no locked
+/// instruction is needed unless it is parked (then a CAS: a waker on
+/// another thread may race for it).
+///
+/// # Safety
+/// `task` came from a `WakeHandle::Local` made by the calling green thread,
+/// which has not switched away since.
+#[inline]
+pub(crate) unsafe fn unpark_local(task: TaskPtr) {
+    let task = task.task();
+    // Only this thread stores PARKED (`after_suspend_park`, on the owner
+    // worker), so a relaxed load sees it if the task is parked.
+    if task.state.load(Relaxed) == PARKED
+        && task
+            .state
+            .compare_exchange(PARKED, SCHEDULED, SeqCst, Relaxed)
+            .is_ok()
+    {
+        super::worker::schedule(task);
     }
 }
 
@@ -426,7 +525,12 @@ fn park_os(task: Option<&Task>, deadline: Option<Instant>, reason: WaitReason) {
 
 /// Gives the worker to the other ready green threads once; outside a green
 /// thread, yields the OS thread. A cancellation point.
-#[inline]
+///
+/// Always inlined: a suspension inside an out-of-line function costs a
+/// mispredicted return after every resume (see ARCHITECTURE.md, return
+/// prediction); the waiters' spin measured 113 -> 153 ns per ping-pong
+/// round trip when this stopped being inlined.
+#[inline(always)]
 pub(crate) fn yield_now() {
     match current_with_own_stack() {
         Some((task, true)) if !std::thread::panicking() => {

@@ -56,6 +56,11 @@ const LIMBO_BATCH: usize = 4;
 /// green threads than an idle (sleeping) worker goes to that worker instead
 /// (see `Shared::submit`).
 const HANDOFF_MARGIN: u64 = 2;
+/// A worker that runs out of work after running some keeps looking for
+/// more this long before it blocks in its poll (see `spin_for_work`).
+const IDLE_SPIN: Duration = Duration::from_micros(20);
+/// Spin-loop rounds between two looks at the clock (and at sockets).
+const IDLE_SPIN_ROUNDS: u32 = 64;
 
 /// Settings a runtime was built with.
 #[derive(Clone, Debug)]
@@ -630,6 +635,22 @@ pub(crate) fn local_ctx() -> Option<&'static WorkerCtx> {
     unsafe { p.as_ref() }
 }
 
+/// Whether the calling worker thread has other green threads ready to run
+/// (started, unstarted, or woken from elsewhere): a waiter then yields to
+/// them rather than spinning (see `sync::waiters::Spin`). False off the
+/// workers. (Misses the few unstarted tasks already taken into a worker's
+/// `new_ahead`; the waiter then spins its short budget before parking.)
+pub(crate) fn others_ready() -> bool {
+    match local_ctx() {
+        Some(ctx) => {
+            !ctx.ready.is_empty()
+                || !ctx.new.is_empty()
+                || !ctx.shared.workers[ctx.index].inbox.is_empty()
+        }
+        None => false,
+    }
+}
+
 /// Queues a started task that was just moved to SCHEDULED on its owner
 /// worker.
 pub(crate) fn schedule(task: &Task) {
@@ -682,6 +703,7 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         new_streak: 0,
         swept: false,
         census_seen: 0,
+        worked: false,
     };
     worker.run();
     // Whatever is still queued is dropped here, on this thread.
@@ -706,6 +728,8 @@ struct Worker<'a> {
     swept: bool,
     /// Last census this worker answered.
     census_seen: u64,
+    /// Ran a task since it last spun looking for work.
+    worked: bool,
 }
 
 impl Worker<'_> {
@@ -720,6 +744,7 @@ impl Worker<'_> {
                     }
                     Next::Ready(p) => self.run_task(p),
                 }
+                self.worked = true;
                 self.until_maintenance -= 1;
                 if self.until_maintenance == 0 {
                     self.until_maintenance = MAINTENANCE_INTERVAL;
@@ -730,7 +755,7 @@ impl Worker<'_> {
             if self.ctx.shared.stop.load(SeqCst) {
                 break;
             }
-            if self.find_remote_work() {
+            if self.find_remote_work() || self.spin_for_work() {
                 continue;
             }
             self.sleep();
@@ -862,6 +887,61 @@ impl Worker<'_> {
             }
         }
         false
+    }
+
+    /// Out of work right after running some: keeps looking for more for
+    /// up to `IDLE_SPIN` before blocking in the poll, like Go's spinning Ms.
+    /// A green thread woken from another worker (a channel's reply, a lock
+    /// handed over) then runs within a fraction of a microsecond instead of
+    /// after an eventfd write, an `epoll_wait` return and an OS context
+    /// switch (on a VM, a halted virtual CPU's wake-up too: tens of
+    /// microseconds); and while this worker spins its `sleeping` flag stays
+    /// clear, so the waker skips the eventfd write. Bounded, and only after
+    /// work: a worker that found nothing in its last spin sleeps until
+    /// woken, so an idle runtime uses no CPU. Returns true if work showed
+    /// up.
+    fn spin_for_work(&mut self) -> bool {
+        if !self.worked {
+            return false;
+        }
+        self.worked = false;
+        let start = Instant::now();
+        loop {
+            for _ in 0..IDLE_SPIN_ROUNDS {
+                if self.work_visible() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            // Sockets and timers too (a non-blocking poll, skipped when no
+            // socket is registered).
+            if self.maintenance(Some(Duration::ZERO)) {
+                return true;
+            }
+            if start.elapsed() >= IDLE_SPIN {
+                return false;
+            }
+        }
+    }
+
+    /// Whether work for this spinning worker has shown up: its inbox, its
+    /// hand-off queue, the runtime's injector, a stop/shutdown/census request, or another
+    /// worker's unstarted tasks — when it has at least two. A single
+    /// unstarted green thread is left to the worker that spawned it (as
+    /// `submit` wakes a sleeper only for a second one, and as Go keeps a
+    /// P's `runnext`): a green thread that spawns a partner and then waits
+    /// on it hands over within its own worker, where a started green
+    /// thread stays for good. Loads only.
+    #[inline]
+    fn work_visible(&self) -> bool {
+        let shared = &*self.ctx.shared;
+        !self.me.inbox.is_empty()
+            || !self.me.handoff.is_empty()
+            || !shared.injector.is_empty()
+            || shared.stop.load(Relaxed)
+            || (shared.shutting_down.load(Relaxed) && !self.swept)
+            || shared.census_epoch.load(Relaxed) != self.census_seen
+            || shared.workers.iter().any(|w| w.stealer.len() > 1)
     }
 
     /// Fires due timers, polls sockets (waiting at most `timeout`), answers

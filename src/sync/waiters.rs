@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::time::Instant;
 
 use super::lock::{Lock, LockGuard};
-use crate::runtime::park::{self, park_until, Unparker};
+use crate::runtime::park::{self, park_until, Unparker, Waitee, WakeHandle};
 use crate::runtime::task::WaitReason;
 
 /// The selection cell of a select that has not chosen an operation yet.
@@ -72,7 +72,8 @@ pub(crate) struct Node {
     prev: Cell<*const Node>,
     next: Cell<*const Node>,
     linked: Cell<bool>,
-    unparker: UnsafeCell<Option<Unparker>>,
+    /// Who waits (not counted: see [`Waitee`]).
+    waitee: Waitee,
     /// What the waiter waits for, in the type's terms (reader or writer,
     /// acquire or just wait...). Fixed while linked.
     tag: Cell<usize>,
@@ -87,12 +88,13 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    #[inline]
     pub(crate) fn new(tag: usize) -> Node {
         Node {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             linked: Cell::new(false),
-            unparker: UnsafeCell::new(Some(Unparker::current())),
+            waitee: Waitee::current(),
             tag: Cell::new(tag),
             slot: Cell::new(ptr::null_mut()),
             select: Cell::new(ptr::null()),
@@ -135,19 +137,15 @@ impl Node {
         self.linked.get()
     }
 
-    /// Prepares an unlinked node for another wait: clears its token and gives
-    /// it a fresh unparker (the last waker took the old one).
+    /// Prepares an unlinked node for another wait: clears its token.
+    #[inline]
     pub(crate) fn reset(&self) {
         debug_assert!(!self.linked.get());
         self.token.store(0, Relaxed);
-        // SAFETY: the node is not linked, so no other thread can reach it.
-        let u = unsafe { &mut *self.unparker.get() };
-        if u.is_none() {
-            *u = Some(Unparker::current());
-        }
     }
 
     /// Wins the node's select, if it is one. True for plain nodes.
+    #[inline]
     fn claim(&self) -> bool {
         let cell = self.select.get();
         if cell.is_null() {
@@ -162,9 +160,11 @@ impl Node {
 }
 
 /// Unparkers collected under a lock, to be unparked after it is released
-/// (unparking may take other locks or wake another worker). Holds the first
-/// inline (the common case: one waiter woken) and the rest in a box
-/// allocated only when a second one comes.
+/// (unparking may take other locks or wake another worker; waiters on the
+/// waker's own worker are woken at once instead, see
+/// [`Waitee::wake_or_unparker`]). Holds the first inline (the common case:
+/// one waiter woken) and the rest in a box allocated only when a second one
+/// comes.
 #[derive(Default)]
 pub(crate) struct Wakes {
     first: Option<Unparker>,
@@ -194,8 +194,22 @@ impl Wakes {
     }
 
     /// Unparks everyone collected. Call after releasing the lock.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unpark_all(self) {
+        // Most calls have nothing to do (nobody waiting, or a same-worker
+        // waiter already woken): keep that case a test and a branch.
+        if self.first.is_some() {
+            self.unpark_collected();
+        } else {
+            // Nothing to drop (`rest` fills only after `first`); skipping
+            // the drop glue saves a call on every uncontended operation.
+            debug_assert!(self.rest.is_none());
+            std::mem::forget(self);
+        }
+    }
+
+    #[inline(never)]
+    fn unpark_collected(self) {
         if let Some(u) = self.first {
             u.unpark();
             if let Some(rest) = self.rest {
@@ -286,6 +300,7 @@ impl WaitQueue {
     }
 
     /// Unlinks a node known to be linked in this queue.
+    #[inline]
     fn unlink(&mut self, node: &Node) {
         let prev = node.prev.get();
         let next = node.next.get();
@@ -330,6 +345,7 @@ impl WaitQueue {
     /// Unlinks the first waiter that can be claimed and returns it; select
     /// nodes whose select has already been decided are unlinked and skipped.
     /// The caller must [`wake`](Claimed::wake) it before releasing the lock.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<Claimed> {
         loop {
             // SAFETY: as in `front`.
@@ -429,17 +445,22 @@ impl Claimed {
         unsafe { q.push_front(node) };
     }
 
-    /// Hands `token` (non-zero) to the waiter and schedules its unpark.
+    /// Hands `token` (non-zero) to the waiter and wakes it (at once if it
+    /// is a green thread of this worker, else once `wakes` is unparked).
+    #[inline]
     pub(crate) fn wake(self, token: usize, wakes: &mut Wakes) {
         debug_assert_ne!(token, 0);
         let node = self.node();
-        // SAFETY: we hold the lock and the node is unlinked: we are the only
-        // thread touching its unparker.
-        if let Some(u) = unsafe { (*node.unparker.get()).take() } {
-            wakes.push(u);
-        }
+        // SAFETY: we hold the lock and the node has no token yet: its
+        // waiter has not returned from its wait.
+        let handle = unsafe { node.waitee.wake_handle() };
         // Last touch of the node (module invariants).
         node.token.store(token, Release);
+        match handle {
+            // SAFETY: made just now by this green thread.
+            WakeHandle::Local(t) => unsafe { park::unpark_local(t) },
+            WakeHandle::Later(u) => wakes.push(u),
+        }
     }
 }
 
@@ -578,6 +599,7 @@ impl<'a, S, C: OnCancel<S>> Waiter<'a, S, C> {
 }
 
 impl<S, C: OnCancel<S>> Waiter<'_, S, C> {
+    #[inline(never)]
     fn leave(&self) {
         if !self.armed.replace(false) {
             return;
@@ -605,55 +627,92 @@ impl<S, C: OnCancel<S>> Waiter<'_, S, C> {
 }
 
 impl<S, C: OnCancel<S>> Drop for Waiter<'_, S, C> {
+    #[inline]
     fn drop(&mut self) {
-        self.leave();
+        // Usually the waiter took its token and is no longer linked.
+        if self.armed.get() {
+            self.leave();
+        }
     }
 }
 
 /// A short spin before parking: a waker on another core usually hands over
 /// within a few hundred nanoseconds, far sooner than a park and unpark of
-/// the OS thread or a cross-worker wake-up. Green threads on a one-worker
-/// runtime skip the busy part (the waker cannot run while we spin) and only
-/// yield, which lets a waker on the same worker run first.
+/// the OS thread or a cross-worker wake-up.
+///
+/// A green thread whose worker has other green threads ready yields to them
+/// instead (the waker may be one of them: busy-spinning would only delay
+/// it); one whose worker has nothing else to run spins busy, as long as
+/// another worker exists (the waker then runs elsewhere, or on an OS
+/// thread). On a one-worker runtime a green thread only yields. OS threads
+/// spin busy, then yield their OS thread.
 pub(crate) struct Spin {
-    round: u32,
-    /// Busy-spinning can help: another thread may run the waker meanwhile
-    /// (decided on the first round).
-    busy: bool,
+    /// Busy rounds left (a few pauses each, the caller re-checking its
+    /// condition after every one).
+    busy: u32,
+    /// Yields left.
+    yields: u32,
+    /// Decided on the first round.
+    started: bool,
+    green: bool,
 }
 
 impl Spin {
-    const BUSY_ROUNDS: u32 = 4;
-    const ROUNDS: u32 = 6;
+    /// Busy rounds when another thread may run the waker: 128 x 4 pauses,
+    /// a few microseconds on current x86 (a pause is 10–40 ns).
+    const BUSY_ROUNDS: u32 = 128;
+    const PAUSES: u32 = 4;
+    /// Yields after the busy rounds (or instead of them).
+    const YIELDS: u32 = 2;
+    /// Yields of a green thread on a one-worker runtime, where its waker
+    /// can only be another green thread of the same worker.
+    const YIELDS_ALONE: u32 = 6;
 
+    #[inline]
     pub(crate) fn new() -> Spin {
         Spin {
-            round: 0,
-            busy: false,
+            busy: 0,
+            yields: 0,
+            started: false,
+            green: false,
         }
     }
 
     /// Spins or yields once; false when the budget is spent (park now).
     #[inline]
     pub(crate) fn spin(&mut self) -> bool {
-        if self.round >= Self::ROUNDS {
-            return false;
+        if !self.started {
+            self.start();
         }
-        if self.round == 0 {
-            self.busy = match park::current_task() {
-                Some(t) => t.shared.workers.len() > 1,
-                None => true,
-            };
-        }
-        self.round += 1;
-        if self.busy && self.round <= Self::BUSY_ROUNDS {
-            for _ in 0..(1u32 << self.round) {
+        if self.busy > 0 && !(self.green && crate::runtime::worker::others_ready()) {
+            self.busy -= 1;
+            for _ in 0..Self::PAUSES {
                 std::hint::spin_loop();
             }
-        } else {
-            park::yield_now();
+            return true;
         }
+        if self.yields == 0 {
+            return false;
+        }
+        self.yields -= 1;
+        park::yield_now();
         true
+    }
+
+    #[cold]
+    fn start(&mut self) {
+        self.started = true;
+        let (green, alone) = match park::current_task() {
+            Some(t) => (true, t.shared.workers.len() == 1),
+            None => (false, false),
+        };
+        self.green = green;
+        if alone {
+            self.yields = Self::YIELDS_ALONE;
+        } else {
+            self.busy = Self::BUSY_ROUNDS;
+            self.yields = Self::YIELDS;
+        }
     }
 }
 
