@@ -5,6 +5,9 @@
 //! Checks that need a process of their own (an overflow aborts; the panic
 //! message goes to stderr) re-run this test binary as a child.
 
+mod overflow_support;
+use overflow_support::recurse;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -105,15 +108,6 @@ fn workers_are_named_with_the_prefix() {
     for n in names {
         assert!(n.starts_with("crawler-worker-"), "{n}");
     }
-}
-
-#[inline(never)]
-#[allow(unconditional_recursion)] // deliberately unbounded: it must overflow
-fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
-    let mut local = [0u8; 1024];
-    local[(depth % 1024) as usize] = buf[0].wrapping_add(1);
-    std::hint::black_box(&mut local);
-    recurse(depth + 1, &mut local) + local[3] as u64
 }
 
 #[test]

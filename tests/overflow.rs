@@ -2,19 +2,12 @@
 //! the process aborts — never silent memory corruption. The overflow runs in
 //! a child process (this test binary re-executed).
 
+mod overflow_support;
+use overflow_support::recurse;
+
 use std::process::Command;
 
 const CHILD_ENV: &str = "GREENHOUSE_OVERFLOW_CHILD";
-
-#[inline(never)]
-#[allow(unconditional_recursion)] // deliberately unbounded: it must overflow
-fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
-    let mut local = [0u8; 1024];
-    local[(depth % 1024) as usize] = buf[0].wrapping_add(1);
-    // black_box keeps the frame and the recursion real.
-    std::hint::black_box(&mut local);
-    recurse(depth + 1, &mut local) + local[3] as u64
-}
 
 #[test]
 fn overflow_child() {

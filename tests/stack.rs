@@ -4,6 +4,9 @@
 //! process: this test binary, re-executed with an environment variable that
 //! selects the helper test.
 
+mod overflow_support;
+use overflow_support::recurse;
+
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
@@ -23,15 +26,6 @@ fn run_child(helper: &str, mode: &str) -> Output {
         .env(CHILD_ENV, mode)
         .output()
         .unwrap()
-}
-
-#[inline(never)]
-#[allow(unconditional_recursion)] // deliberately unbounded: it must overflow
-fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
-    let mut local = [0u8; 1024];
-    local[(depth % 1024) as usize] = buf[0].wrapping_add(1);
-    std::hint::black_box(&mut local);
-    recurse(depth + 1, &mut local) + local[3] as u64
 }
 
 #[test]
