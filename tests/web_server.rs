@@ -241,6 +241,52 @@ fn threads_server_speaks_http() {
     with_threads_server(protocol);
 }
 
+/// A refused request whose unread rest is still arriving: the server
+/// answers and closes, and the client must get the whole answer and then
+/// an orderly end, not a reset. (Closing a socket with unread input sends
+/// RST, which can destroy the answer in flight: the server must shut its
+/// side down and drain before it closes.)
+fn refusals_reach_the_client_before_the_close(addr: SocketAddr) {
+    for round in 0..20 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(256 * 1024)
+        );
+        // The server stops reading after 8 KiB: write the rest from
+        // another green thread so this one can read the answer meanwhile.
+        let mut w = s.try_clone().unwrap();
+        let writer = greenhouse::thread::spawn(move || {
+            let _ = w.write_all(head.as_bytes());
+        });
+        let mut buf = Vec::new();
+        let r = read_response(&mut s, &mut buf, false)
+            .unwrap_or_else(|| panic!("round {round}: no answer"));
+        assert_eq!(r.status, 431, "round {round}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("431"),
+            "round {round}"
+        );
+        let mut rest = [0u8; 64];
+        match s.read(&mut rest) {
+            Ok(0) => {}
+            other => panic!("round {round}: expected an orderly close, got {other:?}"),
+        }
+        drop(s);
+        writer.join().unwrap();
+    }
+}
+
+#[test]
+fn green_server_refusals_arrive_whole() {
+    with_green_server(refusals_reach_the_client_before_the_close);
+}
+
+#[test]
+fn threads_server_refusals_arrive_whole() {
+    with_threads_server(refusals_reach_the_client_before_the_close);
+}
+
 /// A barrier out of park/unpark: `arrive` counts this thread in (also when
 /// it unwinds first, so a failing client fails the test instead of hanging
 /// the others) and `wait` returns once all `n` have arrived.

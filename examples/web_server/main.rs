@@ -10,15 +10,17 @@
 //! keep-alive (HTTP/1.1's default; `Connection: close` honoured); the MIME
 //! type from the extension; `..` and anything resolving outside the root
 //! refused with 403; request heads over 8 KiB get 431, bodies over 1 MiB
-//! get 413; idle connections close after 30 s. Works from a browser and curl.
+//! get 413; idle connections close after 30 s. A connection the server ends
+//! is shut down and drained before it closes (a "lingering close"), so the
+//! last answer arrives whole. Works from a browser and curl.
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -174,6 +176,41 @@ enum Bad {
 /// The connection's I/O errors.
 pub fn handle_connection<S: Conn>(mut s: S, cfg: &Config) -> io::Result<()> {
     s.set_read_timeout(Some(cfg.idle_timeout))?;
+    let served = serve_requests(&mut s, cfg);
+    close_gracefully(&mut s);
+    served
+}
+
+/// How long a closing connection waits for each read of the client's
+/// leftover input, and in all (Apache's and nginx's "lingering close").
+const LINGER_READ: Duration = Duration::from_secs(2);
+const LINGER_TOTAL: Duration = Duration::from_secs(5);
+
+/// Ends the connection so the client receives everything written to it.
+/// Closing a socket whose input was not all read makes the kernel send RST,
+/// which can destroy the last answer on its way (a refused request's 431,
+/// say, while the oversized head is still arriving). So: send FIN, read
+/// and drop what the client still sends until it closes too (or for at
+/// most `LINGER_TOTAL`), then close.
+fn close_gracefully<S: Conn>(s: &mut S) {
+    if s.shutdown(Shutdown::Write).is_err() || s.set_read_timeout(Some(LINGER_READ)).is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER_TOTAL;
+    let mut chunk = [0u8; 16 * 1024];
+    while Instant::now() < until {
+        match s.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The request loop of [`handle_connection`]: returns when the connection
+/// should close.
+fn serve_requests<S: Conn>(s: &mut S, cfg: &Config) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let refuse = |s: &mut S, status, text| {
@@ -182,22 +219,20 @@ pub fn handle_connection<S: Conn>(mut s: S, cfg: &Config) -> io::Result<()> {
             }
             respond_error(s, status, text, false)
         };
-        let req = match read_request(&mut s, &mut buf, cfg)? {
+        let req = match read_request(s, &mut buf, cfg)? {
             None => return Ok(()),
             Some(Ok(r)) => r,
-            Some(Err(Bad::TooLarge)) => {
-                return refuse(&mut s, 431, "Request Header Fields Too Large")
-            }
-            Some(Err(Bad::Malformed)) => return refuse(&mut s, 400, "Bad Request"),
+            Some(Err(Bad::TooLarge)) => return refuse(s, 431, "Request Header Fields Too Large"),
+            Some(Err(Bad::Malformed)) => return refuse(s, 400, "Bad Request"),
         };
         if req.chunked {
-            return refuse(&mut s, 411, "Length Required");
+            return refuse(s, 411, "Length Required");
         }
         if req.body_len > cfg.max_body {
-            return refuse(&mut s, 413, "Content Too Large");
+            return refuse(s, 413, "Content Too Large");
         }
-        discard_body(&mut s, &mut buf, req.body_len)?;
-        let status = respond(&mut s, &req, cfg)?;
+        discard_body(s, &mut buf, req.body_len)?;
+        let status = respond(s, &req, cfg)?;
         if cfg.log {
             println!("{} {} {status}", req.method, req.target);
         }
