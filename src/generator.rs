@@ -30,10 +30,14 @@
 //!
 //! The generator is a corosensei coroutine resumed directly by `send`/`next`:
 //! one resume and one suspend per item, no trampoline, and values pass as the
-//! coroutine's input and output without allocation. Each resume swaps in the
-//! generator's own greenlet state, so greenlets created and switched inside
-//! the body belong to the body (whose implicit main greenlet is the body
-//! itself) and never get confused with the greenlets of whoever iterates it.
+//! coroutine's input and output without allocation. Each resume installs the
+//! generator's own greenlet context (made on the first resume), so greenlets
+//! created and switched inside the body belong to the body (whose implicit
+//! main greenlet is the body itself) and never get confused with the
+//! greenlets of whoever iterates it. That one thread-local replace (and its
+//! restore) is all a resume records: the context carries the generator's
+//! stack record, which is how the overflow handler finds it, and the hub
+//! tells a generator's stack from a green thread's by the stack pointer.
 //! The [`Yielder`] is only lent to the closure (`&Yielder`), so it cannot
 //! escape into a greenlet or another thread.
 
@@ -45,8 +49,8 @@ use std::mem;
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult};
 
-use crate::greenlet::{State, ThreadState};
-use crate::stack::{self, OnRecord, StackRecord};
+use crate::greenlet::{Installed, State, ThreadState};
+use crate::stack::{self, StackRecord};
 
 type Coro<Y, R, S> = Coroutine<S, Y, R, stack::Stack>;
 
@@ -77,7 +81,7 @@ const GENERATOR_NAME: &str = "<generator>";
 /// ```
 pub struct Yielder<Y, S = ()> {
     inner: *const corosensei::Yielder<S, Y>,
-    /// The generator's usable stack `[low, high)`.
+    /// The generator's stack as `(low, size)`: `[low, low + size)`.
     range: (usize, usize),
     /// Neither `Send` nor `Sync`: it only makes sense on its generator's stack.
     _marker: PhantomData<*const ()>,
@@ -109,7 +113,7 @@ impl<Y, S> Yielder<Y, S> {
     pub fn yield_(&self, value: Y) -> S {
         let here = &value as *const Y as usize;
         assert!(
-            here >= self.range.0 && here < self.range.1,
+            here.wrapping_sub(self.range.0) < self.range.1,
             "greenhouse: Yielder::yield_ called off its generator's stack"
         );
         // SAFETY: `inner` points to the corosensei yielder at the base of
@@ -148,41 +152,33 @@ impl<Y, S> fmt::Debug for Yielder<Y, S> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Generator<Y: 'static, R: 'static = (), S: 'static = ()> {
-    /// `None` once finished (its stack is back in the pool).
+    /// `None` once finished (its stack is back in the pool). Its state
+    /// follows from it: dead when `None`, else not started or suspended
+    /// (see [`Generator::state`]), so a resume stores no state.
     coro: Option<Coro<Y, R, S>>,
-    /// What the overflow handler is told while the body runs.
+    /// The generator's stack, named for the overflow report: goes into the
+    /// body's context when that is made.
     record: StackRecord,
-    state: State,
     ret: Option<R>,
-    /// The body's greenlet state, swapped in while it runs.
+    /// The body's greenlet state, installed while it runs: empty until the
+    /// first resume, then a context of the body's own that carries `record`.
     greenlets: ThreadState,
 }
 
-/// Swaps the generator's greenlet state in and its stack record on for the
-/// duration of a resume, and both back when dropped, even if the body
-/// panics. The depth count goes up by one, plus the nesting of a greenlet
-/// context swapped out (see `ThreadState::swap_in`).
-struct Entered<'a> {
-    state: &'a mut ThreadState,
-    _on: OnRecord<'a>,
+/// The body's greenlet state for a resume, made on the first one (a
+/// generator that is never resumed costs no context).
+#[inline(always)]
+fn enter<'a>(greenlets: &'a mut ThreadState, record: &StackRecord) -> Installed<'a> {
+    if greenlets.is_empty() {
+        make_context(greenlets, record);
+    }
+    greenlets.install()
 }
 
-impl<'a> Entered<'a> {
-    #[inline(always)]
-    fn enter(state: &'a mut ThreadState, record: &'a StackRecord) -> Entered<'a> {
-        let extra = state.swap_in();
-        Entered {
-            state,
-            _on: OnRecord::enter_plus(record, extra),
-        }
-    }
-}
-
-impl Drop for Entered<'_> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        self.state.swap_back();
-    }
+#[cold]
+#[inline(never)]
+fn make_context(greenlets: &mut ThreadState, record: &StackRecord) {
+    *greenlets = ThreadState::generator_body(*record);
 }
 
 impl<Y: 'static, R: 'static> Generator<Y, R> {
@@ -302,7 +298,8 @@ impl Builder {
     {
         let stack = stack::take(self.stack_size.unwrap_or_else(stack::default_size))?;
         let record = stack.info().record(GENERATOR_NAME);
-        let range = (stack.limit().get(), stack.base().get());
+        let low = stack.limit().get();
+        let range = (low, stack.base().get() - low);
         let coro = Coroutine::with_stack(stack, move |y: &corosensei::Yielder<S, Y>, _first: S| {
             let y = Yielder {
                 inner: y,
@@ -314,7 +311,6 @@ impl Builder {
         Ok(Generator {
             coro: Some(coro),
             record,
-            state: State::NotStarted,
             ret: None,
             greenlets: ThreadState::default(),
         })
@@ -347,23 +343,18 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     #[inline(always)]
     pub fn send(&mut self, value: S) -> Option<Y> {
         self.coro.as_ref()?;
-        self.state = State::Running;
         let result = {
-            let _entered = Entered::enter(&mut self.greenlets, &self.record);
+            let _entered = enter(&mut self.greenlets, &self.record);
             // Marks the generator finished if the body's panic unwinds.
             let guard = FinishOnUnwind {
                 coro: &mut self.coro,
-                state: &mut self.state,
             };
             let result = guard.coro.as_mut().map(|c| c.resume(value));
             mem::forget(guard);
             result?
         };
         match result {
-            CoroutineResult::Yield(v) => {
-                self.state = State::Suspended;
-                Some(v)
-            }
+            CoroutineResult::Yield(v) => Some(v),
             CoroutineResult::Return(r) => {
                 self.finish();
                 self.ret = Some(r);
@@ -373,7 +364,6 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     }
 
     fn finish(&mut self) {
-        self.state = State::Dead;
         if let Some(coro) = self.coro.take() {
             stack::give(coro.into_stack());
         }
@@ -398,7 +388,11 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn state(&self) -> State {
-        self.state
+        match &self.coro {
+            None => State::Dead,
+            Some(coro) if !coro.started() => State::NotStarted,
+            Some(_) => State::Suspended,
+        }
     }
 
     /// Whether the generator has finished: its closure returned or panicked.
@@ -413,7 +407,7 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.state == State::Dead
+        self.coro.is_none()
     }
 
     /// Takes the closure's return value: `Some` once, after the generator
@@ -441,14 +435,13 @@ impl<Y: 'static, R: 'static, S: 'static> Generator<Y, R, S> {
 /// Marks the generator finished if its body's panic unwinds out of `send`.
 struct FinishOnUnwind<'a, Y: 'static, R: 'static, S: 'static> {
     coro: &'a mut Option<Coro<Y, R, S>>,
-    state: &'a mut State,
 }
 
 impl<Y: 'static, R: 'static, S: 'static> Drop for FinishOnUnwind<'_, Y, R, S> {
     fn drop(&mut self) {
         // Only reached when `resume` unwinds: the coroutine has returned
-        // (with the panic), so its stack can be reused.
-        *self.state = State::Dead;
+        // (with the panic), so its stack can be reused. Without its
+        // coroutine the generator is dead.
         if let Some(coro) = self.coro.take() {
             if coro.done() {
                 stack::give(coro.into_stack());
@@ -475,7 +468,7 @@ impl<Y: 'static, R: 'static, S: 'static> Drop for Generator<Y, R, S> {
         };
         if coro.started() && !coro.done() {
             // Unwind the suspended body on its own stack, as it would run.
-            let _entered = Entered::enter(&mut self.greenlets, &self.record);
+            let _entered = enter(&mut self.greenlets, &self.record);
             coro.force_unwind();
         } else {
             coro.force_unwind(); // drops an unstarted closure
@@ -487,7 +480,7 @@ impl<Y: 'static, R: 'static, S: 'static> Drop for Generator<Y, R, S> {
 impl<Y: 'static, R: 'static, S: 'static> fmt::Debug for Generator<Y, R, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generator")
-            .field("state", &self.state)
+            .field("state", &self.state())
             .finish_non_exhaustive()
     }
 }

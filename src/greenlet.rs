@@ -116,11 +116,20 @@
 //! The main ↔ child ping-pong has a short way through the trampoline: the
 //! main greenlet resumes the handle's greenlet directly (the handle keeps it
 //! alive, so nothing is reference-counted) and receives a value switched
-//! back to it right after the resume. Its checks are two comparisons: the
-//! target's context against the running one, and the target's *gate* (its
-//! state and the number of the value type its pending switch waits for, in
-//! one word) against "suspended, waiting for a `T`"; anything else takes
-//! the slow path with every check spelled out. What a switch hands over is
+//! back to it right after the resume. Its checks are three comparisons: the
+//! target's context against the running one (the thread-local holds the
+//! context's address, which is each of its greenlets' key), the target's
+//! *gate* (the number of the value type its pending switch waits for, and
+//! whether it is a main greenlet, started and alive, in one word) against
+//! "waiting for a `T`", and either the running greenlet's gate (for a child
+//! target: it must be the main greenlet, waiting for a `T`) or the stack
+//! pointer (for the main target: the running child must be on its own
+//! stack). Anything else takes the slow path with every check spelled out.
+//! The side that gives control away does the stores: the main greenlet sets
+//! `current` to the child it resumes, and a child's fast path sets it back
+//! to the main greenlet as it suspends with a value for it, which is how
+//! the main greenlet knows a value arrived; no state is stored (a started
+//! greenlet runs while it is `current`). What a switch hands over is
 //! one machine word (the address of the value on the sender's stack, a
 //! primitive value itself, or a boxed ending such as a return value or a
 //! panic), which corosensei passes in a register. `switch` is inlined so
@@ -152,14 +161,14 @@ use std::marker::PhantomData;
 use std::mem::{self, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::stack::{self, Nested, RecordOnly, StackRecord};
+use crate::stack::{self, OnRecord, StackRecord};
 
 /// What a switch hands over, in one machine word, so that corosensei passes
 /// it in a register and nobody copies a multi-word enum through memory on
@@ -255,7 +264,8 @@ impl Transfer {
     }
 
     /// A value of a type that [`travels_inline`], carried in the word itself
-    /// (see [`Inner::next`]). Such a transfer must be taken apart with
+    /// (only by the fast paths, which the receiver tells: see [`SLOW_IN`]
+    /// and [`Context::current`]). Such a transfer must be taken apart with
     /// [`Transfer::take_inline`], never dropped or read as a tagged word.
     #[inline(always)]
     fn inline<T: 'static>(value: T) -> Transfer {
@@ -272,13 +282,45 @@ impl Transfer {
     ///
     /// # Safety
     ///
-    /// `self` was made by `Transfer::inline::<T>` (its sender said so through
-    /// [`Inner::next`] and checked that the receiver waits for a `T`).
+    /// `self` was made by `Transfer::inline::<T>` (its sender said so, and
+    /// checked that the receiver waits for a `T`).
     #[inline(always)]
     unsafe fn take_inline<T: 'static>(self) -> T {
         let word = self.0;
         mem::forget(self);
         ptr::read_unaligned(&word as *const usize as *const T)
+    }
+
+    /// A value switched to a main greenlet by a child's fast path
+    /// ([`child_to_main`]): in the word itself for a type that
+    /// [`travels_inline`], else the address of the sender's slot.
+    ///
+    /// # Safety
+    ///
+    /// `self` is such a value, of type `T` (its sender checked that the
+    /// receiver waits for a `T`), and its sender is suspended and alive.
+    #[inline(always)]
+    unsafe fn take_fast<T: 'static>(self) -> T {
+        if travels_inline::<T>() {
+            self.take_inline::<T>()
+        } else {
+            self.take_value::<T>()
+        }
+    }
+
+    /// The word, for a resume (see [`Word`]); the receiver takes it back
+    /// with [`Transfer::from_word`].
+    #[inline(always)]
+    fn into_word(self) -> Word {
+        let word = Word(self.0);
+        mem::forget(self);
+        word
+    }
+
+    /// The transfer a resume handed over (see [`Transfer::into_word`]).
+    #[inline(always)]
+    fn from_word(word: Word) -> Transfer {
+        Transfer(word.0)
     }
 
     /// Turns a non-value transfer into what its receiver gets.
@@ -329,16 +371,15 @@ fn travels_inline<T: 'static>() -> bool {
             || t == TypeId::of::<()>())
 }
 
-/// [`Inner::next`] of a greenlet that switched a value to the main greenlet
-/// `main` in the transfer word itself ([`Transfer::inline`]): `main`'s
-/// address with bit 0 set, which no greenlet's address has.
-#[inline(always)]
-fn inline_to(main: *const Inner) -> *const Inner {
-    main.wrapping_byte_add(1)
-}
+/// A [`Transfer`] on its way into a coroutine: the bare word, without drop
+/// glue, so that a resume keeps no copy of its input for an unwinding that
+/// does not happen (corosensei's `resume` panics only for a finished
+/// coroutine, which no caller resumes). [`Transfer::into_word`] and
+/// [`Transfer::from_word`] convert.
+struct Word(usize);
 
-type Coro = Coroutine<Transfer, Transfer, Transfer, stack::Stack>;
-type CoroYielder = Yielder<Transfer, Transfer>;
+type Coro = Coroutine<Word, Transfer, Transfer, stack::Stack>;
+type CoroYielder = Yielder<Word, Transfer>;
 
 /// The private payload that `throw` unwinds a greenlet with. Never escapes a
 /// greenlet's entry.
@@ -562,14 +603,29 @@ const UNNAMED: &str = "<unnamed greenlet>";
 /// One greenlet, shared by its handles, its children (as their parent) and
 /// the trampoline (while resumed).
 struct Inner {
-    /// The context (thread or green thread) it belongs to.
-    ctx: u64,
+    /// The context (thread or green thread) it belongs to: the address of
+    /// its `Context`, which is also what the thread-local [`STATE`] holds
+    /// while that context runs, so that "belongs to the running context" is
+    /// one comparison with the thread-local. The address stays unique while
+    /// the greenlet lives: the main greenlet's [`Inner::owner`] keeps the
+    /// context's allocation, and every other greenlet keeps its context's
+    /// main greenlet alive through its parent chain.
+    ctx: usize,
+    /// Its context (whose allocation a main greenlet keeps, see `ctx`), to
+    /// tell whether it runs (see [`Inner::state`]).
+    owner: Weak<Context>,
     /// Its state and the type of value its pending switch (or its closure)
-    /// waits for, in one word: [`type_bits`] of that type | state code. A
-    /// switch compares it with the gate a suspended greenlet waiting for the
-    /// switch's own type has (its handle keeps that): one comparison checks
-    /// state and type (the fast path). Only the greenlet itself changes the
-    /// type, when it switches away (and at creation).
+    /// waits for, in one word: [`type_bits`] of that type | [`MAIN`] for a
+    /// main greenlet | state code. A switch compares it with the gate a
+    /// suspended greenlet waiting for the switch's own type has (its handle
+    /// keeps that): one comparison checks state and type, and tells a main
+    /// target from another (the fast path). Only the greenlet itself changes
+    /// the type, when it switches away (and at creation).
+    ///
+    /// A started greenlet's state code is `SUSPENDED` ("waiting in a switch
+    /// for this type") while it lives, also while it runs: whether it runs
+    /// is whether it is its context's `current` (see [`Inner::state`]),
+    /// which is kept anyway, so no switch stores a state.
     gate: Cell<u64>,
     /// `None` only for a main greenlet.
     parent: RefCell<Option<Rc<Inner>>>,
@@ -582,34 +638,45 @@ struct Inner {
     /// at creation (its name points into `name` or is [`UNNAMED`]). `None`
     /// for a main greenlet.
     record: Option<StackRecord>,
-    /// The usable stack range as `(low, size)`, to check that a switch runs
-    /// on this greenlet's stack. `(0, 0)` for a main greenlet.
+    /// The usable stack range as `(low, size)` less its lowest
+    /// [`SUSPEND_MARGIN`] bytes, to check that a switch runs on this
+    /// greenlet's stack. `(0, 0)` for a main greenlet and for a
+    /// dropped greenlet's stand-in, so that no stack passes the check: the
+    /// fast path's child side is closed to them.
     range: (usize, usize),
     name: Option<Box<str>>,
-    /// Set by a suspending child: the greenlet the trampoline must switch to
-    /// next. Not counted: the child's `switch` borrows a handle to it (or to
-    /// a dead descendant, whose parent chain owns it) while suspended, and
-    /// the trampoline reads it (and counts it, unless it is the main
-    /// greenlet) the moment the child has suspended. [`inline_to`] the main
-    /// greenlet when the value travels in the transfer word itself: every
-    /// reader checks for that first.
+    /// Set by a child suspending by the slow path: the greenlet the
+    /// trampoline must switch to next. Not counted: the child's `switch`
+    /// borrows a handle to it (or to a dead descendant, whose parent chain
+    /// owns it) while suspended, and the trampoline reads it (and counts it,
+    /// unless it is the main greenlet) the moment the child has suspended.
+    /// Not set (stale) when the child's fast path switched a value to the
+    /// main greenlet: that one is told apart first, by `current` (see
+    /// [`Resumed`]).
     next: Cell<*const Inner>,
     /// Being unwound because its last handle was dropped.
     dying: bool,
 }
 
-/// State codes in the low two bits of [`Inner::gate`].
+/// State codes in the low two bits of [`Inner::gate`]. No code says
+/// "running": a started, live greenlet's code is `SUSPENDED` (waiting in a
+/// switch, or running: whether it is its context's `current` tells, see
+/// [`Inner::state`]), so that no switch stores a state before or after a
+/// resume.
 const NOT_STARTED: u64 = 0;
-const RUNNING: u64 = 1;
 const SUSPENDED: u64 = 2;
 const DEAD: u64 = 3;
-/// Bit 2 of [`Inner::gate`], set by the main greenlet's fast path as it
-/// resumes a greenlet with a value that travels in the transfer word itself
-/// ([`Transfer::inline`]); cleared by every other resume and by the
-/// greenlet's own next switch.
-const INLINE_IN: u64 = 4;
+/// Bit 2 of [`Inner::gate`], set by every resume but the main greenlet's
+/// fast path ([`resume_greenlet`]): what the greenlet receives is a slot
+/// value or an ending, not a value of a type that [`travels_inline`] in the
+/// word itself ([`Transfer::inline`]), which is what the fast path sends
+/// such a type as. Cleared by the greenlet's own next switch (which the
+/// fast path's gate check waits for).
+const SLOW_IN: u64 = 4;
+/// Bit 3 of [`Inner::gate`]: set in a main greenlet's, never in another's.
+const MAIN: u64 = 8;
 /// The bits of a gate below the type number ([`type_bits`]).
-const LOW_BITS: u64 = 7;
+const LOW_BITS: u64 = 15;
 
 /// The value types that greenlets have waited for, numbered in the order
 /// they were first seen (process-wide, so that a number means one type on
@@ -649,13 +716,13 @@ fn register_type(id: TypeId, name: TypeName) -> u64 {
             types.len() - 1
         }
     };
-    (n as u64) << 3
+    (n as u64) << 4
 }
 
 /// The type whose [`type_bits`] are in `gate`, and its name.
 fn type_of_gate(gate: u64) -> (TypeId, &'static str) {
     let types = TYPES.lock().unwrap_or_else(|e| e.into_inner());
-    let (id, name) = types[(gate >> 3) as usize];
+    let (id, name) = types[(gate >> 4) as usize];
     (id, name())
 }
 
@@ -665,19 +732,28 @@ impl Inner {
         self.record.is_none()
     }
 
-    /// The id of the context it belongs to.
+    /// The key of the context it belongs to (see [`Inner::ctx`]).
     #[inline(always)]
-    fn ctx(&self) -> u64 {
+    fn ctx(&self) -> usize {
         self.ctx
     }
 
-    #[inline(always)]
     fn state(&self) -> State {
         match self.gate.get() & 3 {
             NOT_STARTED => State::NotStarted,
-            RUNNING => State::Running,
-            SUSPENDED => State::Suspended,
-            _ => State::Dead,
+            DEAD => State::Dead,
+            _ if self.runs() => State::Running,
+            _ => State::Suspended,
+        }
+    }
+
+    /// Whether this started, live greenlet runs: is its context's
+    /// `current`. Once its context is gone, its main greenlet ran last and
+    /// the others are suspended.
+    fn runs(&self) -> bool {
+        match self.owner.upgrade() {
+            Some(ctx) => ptr::eq(ctx.current.get(), self),
+            None => self.is_main(),
         }
     }
 
@@ -738,14 +814,22 @@ impl Drop for Inner {
         // Suspended: unwind it. The handles are gone, so the unwinding runs
         // as a stand-in greenlet (same stack, name and context) that is
         // current while it unwinds and cannot switch away.
+        //
+        // Its pending switch still reads this greenlet's gate when it
+        // resumes: tell it that what arrives is not a fast-path value (the
+        // stand-in's resume marks only the stand-in's gate).
+        *self.gate.get_mut() |= SLOW_IN;
         let ghost = Rc::new(Inner {
             ctx: self.ctx,
+            owner: self.owner.clone(),
             gate: Cell::new(self.gate.get() & !LOW_BITS | SUSPENDED),
             parent: RefCell::new(None),
             coro: RefCell::new(Some(coro)),
             yielder: Cell::new(self.yielder.get()),
             record: self.record,
-            range: self.range,
+            // No stack passes the fast path's stack check: the stand-in's
+            // switches take the slow path, which refuses them.
+            range: (0, 0),
             // Moving the box keeps the name's bytes where `record` points.
             name: self.name.take(),
             next: Cell::new(ptr::null()),
@@ -755,30 +839,32 @@ impl Drop for Inner {
         // from its destructors is refused there (`SwitchError::Dying`). (While
         // the thread's locals are being destroyed there may be no context to
         // borrow: a throwaway one does.)
-        let installed = context().ok();
-        let installed_here = installed.is_some();
-        let ctx = installed.unwrap_or_else(Context::new);
+        let ctx = context().unwrap_or_else(|_| Context::new(None));
         let (prev, main_gate) = (ctx.current.get(), ctx.main.gate.get());
-        // Closed while the stand-in is current: its switches take the slow
-        // path, which refuses them.
-        let open = ctx.open.replace(0);
         // A dying greenlet's switch unwinds again or fails; it never
         // suspends, but if it somehow did, keep unwinding. Whatever it ends
         // with (normally Exit) has nobody to go to.
         {
             // `ctx` may be a throwaway context that `running_record` cannot
             // see: install the stand-in's overflow record the long way.
-            let _record = ghost.record.as_ref().map(RecordOnly::enter);
-            // Nor can `stack::depth()`: count the stand-in's stack.
-            let _nested = (!installed_here).then(Nested::enter);
-            while let CoroutineResult::Yield(out) = resume_greenlet(&ctx, &ghost, Transfer::throw())
-            {
-                drop(out);
+            let _record = ghost.record.as_ref().map(OnRecord::enter);
+            let mut transfer = Transfer::throw();
+            loop {
+                match resume_greenlet(&ctx, &ghost, transfer) {
+                    Resumed::Return(out) => break drop(out),
+                    // Only a fast path sends `ToMain`, and the stand-in's
+                    // switches never take one (see `range` above); its word
+                    // might be an inline value, which must not be dropped as
+                    // a tagged one.
+                    Resumed::ToMain(out) => mem::forget(out),
+                    // Nothing to hand it to.
+                    Resumed::Yield(out) => drop(out),
+                }
+                transfer = Transfer::throw();
             }
         }
         ctx.current.set(prev);
         ctx.main.gate.set(main_gate);
-        ctx.open.set(open);
         ghost.set_state(DEAD);
         let coro = ghost.coro.borrow_mut().take();
         if let Some(coro) = coro {
@@ -787,45 +873,63 @@ impl Drop for Inner {
     }
 }
 
-/// The greenlet state of one thread or green thread.
+/// The greenlet state of one thread or green thread. Its address is the
+/// key that tells its greenlets (see [`Inner::ctx`]).
 struct Context {
+    /// A number for `Debug`.
     id: u64,
-    /// `id` while the running greenlet may switch by the fast path (a
-    /// greenlet whose `ctx` equals it belongs to this context); 0, which is
-    /// no context's id, while a dropped greenlet's stand-in is current (it
-    /// may not switch).
-    open: Cell<u64>,
     /// The implicit main greenlet.
     main: Rc<Inner>,
+    /// The overflow record of the stack the main greenlet runs on when that
+    /// is a generator body's (see [`ThreadState::generator_body`]), so that
+    /// the overflow handler finds it through the context like a greenlet's
+    /// (`running_record`); `None` otherwise.
+    record: Option<StackRecord>,
     /// The running greenlet. Not counted: it is always kept alive by someone
     /// else — `main` above, the trampoline's `target` while it resumes a
     /// greenlet, or `Inner::drop`'s stand-in while that one unwinds — and
     /// every place that changes who that is sets `current` first.
+    ///
+    /// Set by the side that gives control away: the main greenlet sets it
+    /// to the greenlet it resumes; a child's fast path sets it back to the
+    /// main greenlet as it suspends with a value for it, which is how the
+    /// main greenlet tells that value from every other way a resume can end
+    /// (see [`Resumed`]); anything else finds it still naming the child and
+    /// sets it back after the resume.
     current: Cell<*const Inner>,
 }
 
 impl Context {
-    fn new() -> Rc<Context> {
+    fn new(record: Option<StackRecord>) -> Rc<Context> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        let main = Rc::new(Inner {
-            ctx: id,
-            gate: Cell::new(type_bits::<()>() | RUNNING),
-            parent: RefCell::new(None),
-            coro: RefCell::new(None),
-            yielder: Cell::new(ptr::null()),
-            record: None,
-            range: (0, 0),
-            name: Some("<main greenlet>".into()),
-            next: Cell::new(ptr::null()),
-            dying: false,
-        });
-        Rc::new(Context {
-            id,
-            open: Cell::new(id),
-            current: Cell::new(Rc::as_ptr(&main)),
-            main,
+        Rc::new_cyclic(|owner: &Weak<Context>| {
+            let main = Rc::new(Inner {
+                ctx: owner.as_ptr() as usize,
+                owner: owner.clone(),
+                gate: Cell::new(type_bits::<()>() | MAIN | SUSPENDED),
+                parent: RefCell::new(None),
+                coro: RefCell::new(None),
+                yielder: Cell::new(ptr::null()),
+                record: None,
+                range: (0, 0),
+                name: Some("<main greenlet>".into()),
+                next: Cell::new(ptr::null()),
+                dying: false,
+            });
+            Context {
+                id,
+                current: Cell::new(Rc::as_ptr(&main)),
+                main,
+                record,
+            }
         })
+    }
+
+    /// The key its greenlets have in [`Inner::ctx`].
+    #[inline(always)]
+    fn key(&self) -> usize {
+        self as *const Context as usize
     }
 
     /// The running greenlet.
@@ -884,48 +988,61 @@ impl Drop for ThreadState {
 }
 
 impl ThreadState {
-    /// Swaps this state with the running thread's: called once to install a
-    /// generator body's state for a resume and once more to put the outer
-    /// state back. The same rule as [`swap_thread_state`] applies.
-    ///
-    /// [`stack::depth`] counts a running greenlet through the installed
-    /// state ([`nesting`]); the count of the state swapped out is kept in
-    /// the depth counter while it is out.
+    /// Swaps this state with the running thread's: the runtime calls it
+    /// once to install a green thread's state for a resume and once more to
+    /// put the worker's back. The same rule as [`swap_thread_state`]
+    /// applies.
     #[inline(always)]
     pub(crate) fn swap_with_running(&mut self) {
-        let old = STATE.with(|s| s.replace(self.0));
-        let delta = nesting_of(old) as isize - nesting_of(self.0) as isize;
-        if delta != 0 {
-            stack::add_depth(delta);
-        }
-        self.0 = old;
-    }
-
-    /// Installs this state (a generator body's) for a resume, without
-    /// touching the depth count: returns how much [`nesting`] the swapped-out
-    /// state had over this one, which the caller adds to the depth count
-    /// until [`ThreadState::swap_back`] (stack::OnRecord::enter_plus, which
-    /// stores the old count back on leaving, so leaving computes nothing).
-    #[inline(always)]
-    pub(crate) fn swap_in(&mut self) -> usize {
-        let old = STATE.with(|s| s.replace(self.0));
-        // A generator body is swapped in at its main level (it suspends only
-        // from its own stack), so its own nesting is 0 unless it has a
-        // context whose current greenlet is not main, which cannot happen.
-        let extra = nesting_of(old).saturating_sub(nesting_of(self.0));
-        self.0 = old;
-        extra
-    }
-
-    /// Puts back the state [`ThreadState::swap_in`] replaced.
-    #[inline(always)]
-    pub(crate) fn swap_back(&mut self) {
         self.0 = STATE.with(|s| s.replace(self.0));
     }
 
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
+    /// A generator body's state: a context of its own whose main greenlet
+    /// is the body, carrying the record of the generator's stack so that the
+    /// overflow handler finds it while the body runs (see
+    /// [`Context::record`]) without the resume installing anything else.
+    pub(crate) fn generator_body(record: StackRecord) -> ThreadState {
+        stack::set_record_finder(running_record);
+        ThreadState(Rc::into_raw(Context::new(Some(record))))
+    }
+
+    /// Whether this is the empty state (no context made yet).
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_null()
+    }
+
+    /// Installs this state (a generator body's) as the running thread's
+    /// until the returned guard is dropped, which puts back the state it
+    /// replaced. Nothing is stored into `self`: the guard keeps the outer
+    /// state, so a resume costs one thread-local replace and one store.
+    ///
+    /// Whoever installs another state while this one is installed puts it
+    /// back before control returns here (a nested generator's guard, the
+    /// runtime between green threads), so the guard restores exactly what
+    /// was there; the counts stay where they were (`self` keeps the body's,
+    /// the guard the outer one).
+    #[inline(always)]
+    pub(crate) fn install(&self) -> Installed<'_> {
+        Installed {
+            outer: STATE.with(|s| s.replace(self.0)),
+            _state: PhantomData,
+        }
+    }
+}
+
+/// A generator body's state installed by [`ThreadState::install`]; puts the
+/// outer state back when dropped (also when the body's panic unwinds).
+pub(crate) struct Installed<'a> {
+    /// The state that was running, owning its count while it is out.
+    outer: *const Context,
+    _state: PhantomData<&'a ThreadState>,
+}
+
+impl Drop for Installed<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        STATE.with(|s| s.set(self.outer));
     }
 }
 
@@ -974,12 +1091,21 @@ unsafe fn into_owned(p: *const Context) -> Option<Rc<Context>> {
 /// Installs `new` as the running thread's greenlet state and returns the one
 /// it replaces. The runtime calls it when it resumes or suspends a green
 /// thread. Must not be called while a non-main greenlet of the state being
-/// replaced is running on this stack (the runtime guarantees that by
-/// checking [`stack::depth`]).
+/// replaced is running (the runtime guarantees that: a green thread only
+/// switches away from its own stack, where its main greenlet runs; see
+/// `runtime::park`).
 #[inline]
 pub(crate) fn swap_thread_state(mut new: ThreadState) -> ThreadState {
     new.swap_with_running();
     new
+}
+
+/// Whether the running thread has no greenlet state installed (it has not
+/// used greenlets since its state was last swapped out): swapping in an
+/// empty state would change nothing.
+#[inline]
+pub(crate) fn thread_state_is_empty() -> bool {
+    STATE.with(|s| s.get().is_null())
 }
 
 /// The running context, created on first use. Fails only while the thread's
@@ -1005,7 +1131,7 @@ fn new_context() -> Result<*const Context, SwitchError> {
     CLEANUP
         .try_with(|_| ())
         .map_err(|_| SwitchError::WrongThread)?;
-    let p = Rc::into_raw(Context::new());
+    let p = Rc::into_raw(Context::new(None));
     STATE.with(|s| s.set(p));
     Ok(p)
 }
@@ -1022,34 +1148,17 @@ fn context() -> Result<Rc<Context>, SwitchError> {
     }
 }
 
-/// 1 if a greenlet other than the main one of the context `ctx` (null: none)
-/// is running, else 0: the stack a running greenlet adds to
-/// [`stack::depth`].
-#[inline(always)]
-fn nesting_of(ctx: *const Context) -> usize {
-    // SAFETY: `ctx` is STATE's pointer (or one just swapped out of it): null
-    // or owning a count of a live context.
-    match unsafe { ctx.as_ref() } {
-        Some(ctx) => !ptr::eq(ctx.current.get(), Rc::as_ptr(&ctx.main)) as usize,
-        None => 0,
-    }
-}
-
-/// [`nesting_of`] the installed context (see [`stack::depth`]).
-#[inline]
-pub(crate) fn nesting() -> usize {
-    nesting_of(STATE.with(|s| s.get()))
-}
-
 /// The overflow handler's way to the record of the running greenlet's stack
-/// (see `stack::set_record_finder`): `None` while a main greenlet runs. Only
-/// reads memory, as a signal handler may.
+/// (see `stack::set_record_finder`): a child greenlet's own, else the stack
+/// of the context's main greenlet when that is a generator body's, else
+/// `None`. Only reads memory, as a signal handler may.
 fn running_record() -> Option<StackRecord> {
     let ctx = STATE.try_with(|s| s.get()).ok()?;
     // SAFETY: STATE is null or owns a count of a live context, and its
     // `current` points to a live greenlet (see `Context::current`); both are
     // written by this thread only, which the signal interrupted.
-    unsafe { ctx.as_ref() }?.current().record
+    let ctx = unsafe { ctx.as_ref() }?;
+    ctx.current().record.or(ctx.record)
 }
 
 /// Returns a handle to the running greenlet: the main greenlet of this thread
@@ -1107,8 +1216,9 @@ pub fn current<T: 'static>() -> Greenlet<T> {
 /// ```
 pub struct Greenlet<T: 'static> {
     inner: Rc<Inner>,
-    /// [`type_bits`] of `T`, looked up once per handle.
-    bits: u64,
+    /// The gate of a greenlet suspended in a switch for a `T`:
+    /// [`type_bits`] of `T` | `SUSPENDED`, looked up once per handle.
+    waits: u64,
     _values: PhantomData<fn(T) -> T>,
 }
 
@@ -1116,7 +1226,7 @@ impl<T: 'static> Clone for Greenlet<T> {
     fn clone(&self) -> Self {
         Greenlet {
             inner: self.inner.clone(),
-            bits: self.bits,
+            waits: self.waits,
             _values: PhantomData,
         }
     }
@@ -1240,12 +1350,17 @@ impl Builder {
         // box moves into the greenlet below.
         let record = stack.info().record(name.as_deref().unwrap_or(UNNAMED));
         let low = stack.limit().get();
-        let range = (low, stack.base().get() - low);
-        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: Transfer| {
-            entry(y, first, f)
+        // The fast path's stack range (see `SUSPEND_MARGIN`).
+        let range = (
+            low + SUSPEND_MARGIN,
+            stack.base().get() - low - SUSPEND_MARGIN,
+        );
+        let coro = Coroutine::with_stack(stack, move |y: &CoroYielder, first: Word| {
+            entry(y, Transfer::from_word(first), f)
         });
         let inner = Rc::new(Inner {
-            ctx: ctx.id,
+            ctx: ctx.key(),
+            owner: Rc::downgrade(&ctx),
             gate: Cell::new(type_bits::<T>() | NOT_STARTED),
             parent: RefCell::new(Some(ctx.current_rc())),
             coro: RefCell::new(Some(coro)),
@@ -1294,31 +1409,25 @@ fn entry<T: 'static, F: FnOnce(T) -> T>(y: &CoroYielder, first: Transfer, f: F) 
 /// result meet, the compiler built the `Result` on the stack and the
 /// caller's `unwrap` read it back: two store-to-load round trips on the
 /// value's path in every switch, which is most of a switch's latency. Here
-/// the slow path hands back an `Option<T>` (in registers for small `T`) and
-/// parks an error in `err`, and the `Result` is built after the merge.
+/// the slow path hands back a `Result<T, Box<SwitchError>>` (in registers
+/// for small `T`; the box is allocated only for an error), and the
+/// `Result` is built after the merge. No out-parameter: the fast path
+/// keeps no stack address live for the slow one (the context switch
+/// clobbers the registers that would hold it, so it was rematerialised on
+/// every switch).
 #[inline(always)]
 fn in_registers<T>(slow: impl FnOnce() -> Result<T, SwitchError>) -> Result<T, SwitchError> {
-    let mut err = None;
-    match split(slow, &mut err) {
-        Some(v) => Ok(v),
-        None => Err(err.expect("a slow path without a value leaves an error")),
+    match split(slow) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(*e),
     }
 }
 
 /// The out-of-line half of [`in_registers`]: runs the slow path (inlined
-/// here) and splits its result.
+/// here) and boxes its error.
 #[inline(never)]
-fn split<T>(
-    slow: impl FnOnce() -> Result<T, SwitchError>,
-    err: &mut Option<SwitchError>,
-) -> Option<T> {
-    match slow() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            *err = Some(e);
-            None
-        }
-    }
+fn split<T>(slow: impl FnOnce() -> Result<T, SwitchError>) -> Result<T, Box<SwitchError>> {
+    slow().map_err(Box::new)
 }
 
 /// Turns what a pending switch received into its result.
@@ -1361,81 +1470,187 @@ fn receive_other<T: 'static>(got: Transfer) -> Result<T, SwitchError> {
 
 /// Whether the caller runs on `current`'s own stack (always true for a main
 /// greenlet). A child that switches from inside some raw coroutine it
-/// resumed would suspend the wrong coroutine.
+/// resumed would suspend the wrong coroutine. The slow paths' check: the
+/// whole usable stack.
 #[inline(always)]
 fn on_own_stack(current: &Inner) -> bool {
-    current.is_main() || on_child_stack(current)
+    if current.is_main() {
+        return true;
+    }
+    let (low, size) = current.range;
+    size != 0 && stack_pointer().wrapping_sub(low - SUSPEND_MARGIN) < size + SUSPEND_MARGIN
 }
 
-/// [`on_own_stack`] for a greenlet known not to be a main one: one
-/// subtraction and one comparison.
+/// The fast path's stack check, for a greenlet known not to be a main one:
+/// one subtraction and one comparison. False for a main greenlet and a
+/// dropped greenlet's stand-in (empty range), and in the lowest
+/// [`SUSPEND_MARGIN`] bytes of the stack.
 #[inline(always)]
 fn on_child_stack(current: &Inner) -> bool {
-    let probe = 0u8;
-    let here = &probe as *const u8 as usize;
     let (low, size) = current.range;
-    here.wrapping_sub(low) < size
+    stack_pointer().wrapping_sub(low) < size
+}
+
+/// The lowest bytes of a greenlet's usable stack where the fast path's
+/// stack check fails, sending the switch to the slow path. The fast path's
+/// child side makes the main greenlet current before corosensei's suspend
+/// pushes its few words on the child's stack ([`child_to_main`]); with this
+/// much room left those pushes cannot reach the guard page, so a stack
+/// overflow is never taken for the main greenlet's (the slow path leaves
+/// the child current until the stacks have switched).
+const SUSPEND_MARGIN: usize = 256;
+
+/// The stack pointer. (Within one function it does not change after the
+/// prologue, so the compiler may keep it in a register across a loop.)
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let sp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads a register; touches no memory.
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(pure, nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads a register; touches no memory.
+    unsafe {
+        std::arch::asm!("mov {}, sp", out(reg) sp, options(pure, nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        // A local's address: within the frame, at most its size above the
+        // stack pointer (the margin above is then an estimate).
+        let probe = 0u8;
+        sp = std::hint::black_box(&probe) as *const u8 as usize;
+    }
+    sp
 }
 
 /// Hands `transfer` from the running greenlet `current` to `target`, a
 /// different live greenlet of the running context `ctx` that the caller
 /// keeps alive for the call, and returns what
 /// `current`, which waits for a `T`, receives when it is next switched to.
+/// The slow paths' way (`switch_slow`, `throw`); the fast path is in
+/// [`Greenlet::switch`].
 ///
 /// Cannot fail: the callers have checked everything that could refuse the
 /// switch (thread, type, dying, stack) before putting a value in a slot, so
 /// a value handed here is always received.
-///
-/// Inlined into `switch`, and `switch` is `#[inline(always)]` in optimised
-/// builds (a hint was not enough: the compiler declined it in the
-/// benchmark), so that a child's suspend sits in the caller's own code. corosensei resumes a
-/// coroutine with a `call` and suspends with the matching `ret`; when the
-/// suspend point is in a function of its own, resuming it is followed by an
-/// extra `ret` (out of that function) that the return-stack predictor never
-/// saw the `call` for, and it and the following returns on both stacks
-/// mispredict. The main greenlet's side, [`main_switch`], stays out of line:
-/// its calls and returns pair up.
 #[inline(always)]
 fn hand_over<T: 'static>(
     ctx: &Context,
     current: &Inner,
     target: &Inner,
     transfer: Transfer,
-    bits: u64,
+    waits: u64,
 ) -> Result<T, SwitchError> {
     if current.is_main() {
         // Waits for a `T` from now on.
-        current.gate.set(bits | RUNNING);
-        return main_switch(ctx, target, transfer);
+        current.gate.set(waits | MAIN);
+        return trampoline(ctx, counted(target), transfer, None);
     }
-    child_suspend(current, target, transfer, bits)
+    current.next.set(target);
+    // `current` stays the child: the trampoline sets it back and reads
+    // `next`.
+    child_wait(current, transfer, waits)
 }
 
-/// A child's side of a switch: suspends to the trampoline with "go to
-/// `target`", waiting for a `T` (whose [`type_bits`] are `bits`), and
-/// returns what it receives when it is resumed. The caller checked what
-/// [`hand_over`] says.
+/// A child's side of a switch: suspends to the trampoline with `transfer`,
+/// waiting for a `T` (`waits` is its gate while it does), and returns what it
+/// receives when it is resumed. The caller has set what tells the
+/// trampoline where `transfer` goes (`next`, or `current` for the fast
+/// path's value to the main greenlet).
+///
+/// Inlined into `switch`, and `switch` is `#[inline(always)]` in optimised
+/// builds (a hint was not enough: the compiler declined it in the
+/// benchmark), so that a child's suspend sits in the caller's own code.
+/// corosensei resumes a coroutine with a `call` and suspends with the
+/// matching `ret`; when the suspend point is in a function of its own,
+/// resuming it is followed by an extra `ret` (out of that function) that
+/// the return-stack predictor never saw the `call` for, and it and the
+/// following returns on both stacks mispredict.
 #[inline(always)]
-fn child_suspend<T: 'static>(
+fn child_wait<T: 'static>(
     current: &Inner,
-    next: *const Inner,
     transfer: Transfer,
-    bits: u64,
+    waits: u64,
 ) -> Result<T, SwitchError> {
     let yielder = current.yielder.get();
-    current.gate.set(bits | SUSPENDED);
-    current.next.set(next);
+    current.gate.set(waits);
     // SAFETY: `yielder` was set by this greenlet's entry and points into its
     // own coroutine stack, which lives until the coroutine returns; the
     // coroutine is running (the caller checked that we are on its stack), so
     // it has not returned and the yielder is the one linked to its resumer.
-    let got = unsafe { (*yielder).suspend(transfer) };
-    if travels_inline::<T>() && current.gate.get() & INLINE_IN != 0 {
-        // SAFETY: INLINE_IN says the main greenlet's fast path resumed us
-        // with a `Transfer::inline`, after checking that we wait for a `T`.
+    let got = Transfer::from_word(unsafe { (*yielder).suspend(transfer) });
+    if travels_inline::<T>() && current.gate.get() & SLOW_IN == 0 {
+        // SAFETY: without SLOW_IN, the main greenlet's fast path resumed us
+        // (the only resume that does not set it), with a `Transfer::inline`
+        // for a `T` that travels inline, after checking that we wait for a
+        // `T`.
         return Ok(unsafe { got.take_inline::<T>() });
     }
     receive(got)
+}
+
+/// The fast path's child side: `current`, a child running on its own
+/// stack, switches `transfer` (a value of the type the main greenlet `main`
+/// waits for, in that type's fast encoding: see [`Transfer::take_fast`]) to
+/// its context's main greenlet. Making `main` current again is what tells
+/// the main greenlet that a value for it arrived (see [`Resumed`]), so the
+/// main greenlet sets nothing after the resume.
+#[inline(always)]
+fn child_to_main<T: 'static>(
+    ctx: &Context,
+    current: &Inner,
+    main: &Inner,
+    transfer: Transfer,
+    waits: u64,
+) -> Result<T, SwitchError> {
+    // From here until the suspend has switched stacks, the overflow handler
+    // finds the main greenlet, not this one; the suspend pushes a few words
+    // on this stack in between, which the stack check's margin has room for
+    // (see `SUSPEND_MARGIN`).
+    ctx.current.set(main);
+    child_wait(current, transfer, waits)
+}
+
+/// [`Greenlet::switch`] with every check spelled out, for all that the
+/// fast path does not take: a context to create, another context's
+/// greenlet, a dying stand-in, dead, unstarted or running targets, a type
+/// mismatch, a foreign stack. `target` is the handle's greenlet (kept alive
+/// by the handle for the call), `waits` the handle's gate. Runs out of line
+/// (see [`in_registers`]).
+#[inline(always)]
+fn switch_slow<T: 'static>(target: &Inner, waits: u64, value: T) -> Result<T, SwitchError> {
+    // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
+    let ctx = unsafe { &*context_ptr()? };
+    if target.ctx() != ctx.key() {
+        return Err(SwitchError::WrongThread);
+    }
+    let current = ctx.current();
+    if current.dying {
+        return dying_switch();
+    }
+    // The handle keeps `target` alive for the call; an ancestor of a dead
+    // one is kept by `ancestor`.
+    let ancestor;
+    let target: &Inner = if !target.is_dead() {
+        target
+    } else {
+        ancestor = Inner::first_live_ancestor(&counted(target));
+        &ancestor
+    };
+    if ptr::eq(current, target) {
+        return Ok(value);
+    }
+    if target.gate.get() & !LOW_BITS != waits & !LOW_BITS {
+        return Err(type_mismatch::<T>(target));
+    }
+    if !on_own_stack(current) {
+        return Err(SwitchError::ForeignStack);
+    }
+    let mut slot = ValueSlot(MaybeUninit::new(value));
+    // From here the value belongs to the receiver, which moves it out.
+    hand_over(ctx, current, target, Transfer::value(&mut slot), waits)
 }
 
 /// A switch by a greenlet that is being unwound because it was dropped.
@@ -1469,71 +1684,83 @@ fn counted(g: &Inner) -> Rc<Inner> {
     }
 }
 
-/// Resumes `target` (a live, non-main greenlet, current from now on) with
-/// `transfer` until it suspends or returns, with its stack recorded as the
-/// running one; `current` is `ctx`'s main greenlet again afterwards. One
-/// out-of-line copy for the slow paths ([`resume_inline`] is the fast
-/// path's).
-#[inline(never)]
-fn resume_greenlet(
-    ctx: &Context,
-    target: &Inner,
-    transfer: Transfer,
-) -> CoroutineResult<Transfer, Transfer> {
-    // The main greenlet waits for what its switch set; the target's type
-    // does not matter while it runs but is kept.
-    let main_waits = ctx.main.gate.get() & !LOW_BITS | SUSPENDED;
-    resume_inline(
-        ctx,
-        target,
-        transfer,
-        main_waits,
-        target.gate.get() & !LOW_BITS | RUNNING,
-    )
+/// How the resume of a child ended, as the main greenlet's slow paths see
+/// it ([`resume_greenlet`]).
+enum Resumed {
+    /// The child's fast path switched a value to the main greenlet, in the
+    /// fast encoding of the type the main greenlet waits for
+    /// ([`Transfer::take_fast`]). Told by `current`: only that path sets it
+    /// back to the main greenlet before suspending ([`child_to_main`]).
+    ToMain(Transfer),
+    /// The child suspended by the slow path; its `next` says where the
+    /// transfer goes.
+    Yield(Transfer),
+    /// The child's closure ended with this.
+    Return(Transfer),
 }
 
-/// [`resume_greenlet`], inlined into the switch fast path so that
+/// Resumes `target` (a live, non-main greenlet, current from now on) with
+/// `transfer` until it suspends or returns, and makes the main greenlet
+/// current again. One out-of-line copy for the slow paths (the fast path
+/// inlines [`resume_inline`] and looks at `current` itself).
+#[inline(never)]
+fn resume_greenlet(ctx: &Context, target: &Inner, transfer: Transfer) -> Resumed {
+    // Started, and told that this is not the fast path's resume; its type
+    // does not matter while it runs but is kept.
+    target
+        .gate
+        .set(target.gate.get() & !LOW_BITS | SUSPENDED | SLOW_IN);
+    let result = resume_inline(ctx, target, transfer);
+    let main: *const Inner = &*ctx.main;
+    let to_main = ptr::eq(ctx.current.get(), main);
+    ctx.current.set(main);
+    match result {
+        CoroutineResult::Yield(tr) if to_main => Resumed::ToMain(tr),
+        CoroutineResult::Yield(tr) => Resumed::Yield(tr),
+        CoroutineResult::Return(tr) => Resumed::Return(tr),
+    }
+}
+
+/// Makes `target` current (which is what running means, see
+/// [`Inner::state`]) and resumes it with `transfer`. Inlined into the switch fast path so that
 /// corosensei's `resume` is instantiated and inlined there too, and the
 /// registers its context switch clobbers are saved once by the caller's
-/// loop rather than on every call.
-///
-/// `main_waits` is the main greenlet's gate while it waits (what its switch
-/// waits for | SUSPENDED); `target_runs`, the target's while it runs.
+/// loop rather than on every call. Sets nothing afterwards: the caller
+/// tells from `current` how the resume ended (see [`Resumed`]).
 #[inline(always)]
 fn resume_inline(
     ctx: &Context,
     target: &Inner,
     transfer: Transfer,
-    main_waits: u64,
-    target_runs: u64,
 ) -> CoroutineResult<Transfer, Transfer> {
-    let main = &*ctx.main;
-    main.gate.set(main_waits);
     ctx.current.set(target);
-    target.gate.set(target_runs);
-    let result = {
-        // SAFETY: the coroutine of a greenlet is borrowed only here, while
-        // the greenlet runs (from just above until `resume` returns), and by
-        // `finished`, `prepare_unusual` and `Inner::drop`, for greenlets that
-        // do not run (returned, unstarted, dropped). Callers resume only a
-        // greenlet that is not running: the fast path checks that its target
-        // is suspended; the slow paths resume the target of a switch (not the
-        // running greenlet, of the running context: every other greenlet of
-        // it is suspended or unstarted) or the next one the trampoline picks
-        // (likewise). So this is the only borrow. (A `RefCell` checked it
-        // again on every switch.)
-        let coro = unsafe { &mut *target.coro.as_ptr() };
-        let coro = coro
-            .as_mut()
-            .expect("greenhouse: a live greenlet has a coroutine");
-        // `stack::depth()` counts the greenlet's stack through `current`,
-        // and the overflow handler finds its record the same way
-        // (`running_record`): nothing to install.
-        coro.resume(transfer)
-    };
-    ctx.current.set(main);
-    main.gate.set(main_waits - SUSPENDED + RUNNING);
-    result
+    // SAFETY: the coroutine of a greenlet is borrowed only here, while
+    // the greenlet runs (from just above until `resume` returns), and by
+    // `finished`, `prepare_unusual` and `Inner::drop`, for greenlets that
+    // do not run (returned, unstarted, dropped). Callers resume only a
+    // greenlet that is not running: the fast path checks that its target
+    // is suspended; the slow paths resume the target of a switch (not the
+    // running greenlet, of the running context: every other greenlet of
+    // it is suspended or unstarted) or the next one the trampoline picks
+    // (likewise). So this is the only borrow. (A `RefCell` checked it
+    // again on every switch.)
+    let coro = unsafe { &mut *target.coro.as_ptr() };
+    debug_assert!(
+        coro.is_some(),
+        "greenhouse: a live greenlet has a coroutine"
+    );
+    // SAFETY: a greenlet's coroutine is taken only when it is marked
+    // dead (`finished`, `prepare_unusual`) or dropped (`Inner::drop`,
+    // which hands it to a stand-in that has it); callers resume only
+    // live greenlets (the fast path's gate check says suspended, the
+    // slow paths skip dead ones), so it is there. Tests of switches to
+    // dead, killed and dropped greenlets hit the debug assertion above
+    // if that ever changes.
+    let coro = unsafe { coro.as_mut().unwrap_unchecked() };
+    // The overflow handler finds the greenlet's record through
+    // `current` (`running_record`), and the hub tells its stack from
+    // the green thread's by the stack pointer: nothing to install.
+    coro.resume(transfer.into_word())
 }
 
 /// Marks `target`, whose coroutine just returned, dead, frees its stack and
@@ -1550,72 +1777,57 @@ fn finished(target: &Inner) -> Rc<Inner> {
     }
 }
 
-/// The main greenlet's side of a switch to `target` (kept alive by the
-/// caller). The common ping-pong — a value to a child that answers the main
-/// greenlet with a value — is one call to [`resume_greenlet`] with no
-/// reference counting, inlined into `switch`; all else continues out of
-/// line.
-#[inline(always)]
-fn main_switch<T: 'static>(
-    ctx: &Context,
-    target: &Inner,
-    transfer: Transfer,
-) -> Result<T, SwitchError> {
-    if !transfer.is_value() {
-        return trampoline(ctx, counted(target), transfer, None);
-    }
-    // A value: its sender (the caller) checked the type; start or resume.
-    let result = resume_greenlet(ctx, target, transfer);
-    main_received(ctx, target, result)
-}
-
-/// What the main greenlet receives after resuming `target` with a value:
-/// at once if `target` switched a value back to it, else out of line.
+/// What the main greenlet receives after its fast path resumed `target`:
+/// at once if `target`'s fast path switched a value back to it, else out
+/// of line.
+///
+/// `target`'s fast path made the main greenlet current again; every other
+/// way out of the resume leaves `target` current (see [`Resumed`]: only the
+/// main greenlet changes `current` otherwise, and a greenlet that changes
+/// it for a while, as `Inner::drop` does, puts it back). So "no longer
+/// `target`" is the test: `target` is at hand in a register or a reload,
+/// where the main greenlet's address would have to be kept across the
+/// context switch.
 #[inline(always)]
 fn main_received<T: 'static>(
     ctx: &Context,
     target: &Inner,
     result: CoroutineResult<Transfer, Transfer>,
 ) -> Result<T, SwitchError> {
-    if let CoroutineResult::Yield(tr) = &result {
-        let next = target.next.get();
-        let main = Rc::as_ptr(&ctx.main);
-        if travels_inline::<T>() && ptr::eq(next, inline_to(main)) {
+    if let CoroutineResult::Yield(_) = &result {
+        if !ptr::eq(ctx.current.get(), target) {
             let CoroutineResult::Yield(tr) = result else {
                 unreachable!()
             };
-            // SAFETY: `next` says `target` sent a `Transfer::inline` to the
-            // main greenlet, after checking that it waits for a `T`.
-            return Ok(unsafe { tr.take_inline::<T>() });
-        }
-        if tr.is_value() && ptr::eq(next, main) {
-            let CoroutineResult::Yield(tr) = result else {
-                unreachable!()
-            };
-            // SAFETY: as in `receive`; the sender, `target`, is alive (the
-            // caller keeps it).
-            return Ok(unsafe { tr.take_value::<T>() });
+            // SAFETY: `current` says `target`'s fast path sent a value to
+            // the main greenlet after checking that it waits for a `T`
+            // (`child_to_main`); the sender, `target`, is alive (the caller
+            // keeps it).
+            return Ok(unsafe { tr.take_fast::<T>() });
         }
     }
     in_registers(move || after_resume(ctx, target, result))
 }
 
-/// [`main_switch`] after a resume that did not end in a value for the main
-/// greenlet.
+/// [`main_received`] for a resume that did not end in a value switched to
+/// the main greenlet by the fast path.
 #[inline(always)]
 fn after_resume<T: 'static>(
     ctx: &Context,
     target: &Inner,
     result: CoroutineResult<Transfer, Transfer>,
 ) -> Result<T, SwitchError> {
+    let main: *const Inner = &*ctx.main;
+    let to_main = ptr::eq(ctx.current.get(), main);
+    ctx.current.set(main);
     match result {
+        CoroutineResult::Yield(tr) if to_main => {
+            // SAFETY: as in `main_received`.
+            Ok(unsafe { tr.take_fast::<T>() })
+        }
         CoroutineResult::Yield(tr) => {
             let next = target.next.get();
-            if ptr::eq(next, inline_to(Rc::as_ptr(&ctx.main))) {
-                // SAFETY: as in `main_received`.
-                return Ok(unsafe { tr.take_inline::<T>() });
-            }
-            if ptr::eq(next, Rc::as_ptr(&ctx.main)) {
+            if ptr::eq(next, main) {
                 return receive(tr);
             }
             // SAFETY: `next` was set by `target` as it suspended (see the
@@ -1665,19 +1877,22 @@ fn trampoline<T: 'static>(
                 }
             }
         }
-        let result = resume_greenlet(ctx, &target, transfer);
+        let resumed = resume_greenlet(ctx, &target, transfer);
         // `target` has taken its value: its sender may go.
         drop(sender.take());
-        match result {
-            CoroutineResult::Yield(tr) => {
+        match resumed {
+            Resumed::ToMain(tr) => {
+                // Move the value out before `target`, on whose stack it
+                // may sit, can be dropped.
+                // SAFETY: as in `main_received`; the main greenlet waits for
+                // a `T` (its switch, which runs this, set that).
+                let value = unsafe { tr.take_fast::<T>() };
+                drop(target);
+                drop(ctx_rc);
+                return Ok(value);
+            }
+            Resumed::Yield(tr) => {
                 let next = target.next.get();
-                if ptr::eq(next, inline_to(Rc::as_ptr(main))) {
-                    // SAFETY: as in `main_received`.
-                    let value = unsafe { tr.take_inline::<T>() };
-                    drop(target);
-                    drop(ctx_rc);
-                    return Ok(value);
-                }
                 if ptr::eq(next, Rc::as_ptr(main)) {
                     if !tr.is_value() {
                         drop(target);
@@ -1699,7 +1914,7 @@ fn trampoline<T: 'static>(
                 sender = Some(mem::replace(&mut target, next));
                 transfer = tr;
             }
-            CoroutineResult::Return(outcome) => {
+            Resumed::Return(outcome) => {
                 transfer = outcome;
                 target = finished(&target);
                 if Rc::ptr_eq(&target, main) {
@@ -1762,7 +1977,7 @@ impl<T: 'static> Greenlet<T> {
     fn from_inner(inner: Rc<Inner>) -> Greenlet<T> {
         Greenlet {
             inner,
-            bits: type_bits::<T>(),
+            waits: type_bits::<T>() | SUSPENDED,
             _values: PhantomData,
         }
     }
@@ -1835,84 +2050,58 @@ impl<T: 'static> Greenlet<T> {
     pub fn switch(&self, value: T) -> Result<T, SwitchError> {
         let target = &*self.inner;
         let ctx = STATE.with(|s| s.get());
-        // SAFETY: STATE's pointer is null or alive while we run (see
-        // `context_ptr`).
-        if let Some(ctx) = unsafe { ctx.as_ref() } {
-            // The fast path, behind two comparisons. The target belongs to
-            // the running context, whose running greenlet is not a dying
-            // stand-in (`open`); its gate is that of a greenlet suspended in
-            // a switch for a `T` (so not dead, not unstarted, not the running
-            // one, and the types match). Every check that could refuse the
-            // switch has passed, except the stack check of a running child.
-            let waits = self.bits | SUSPENDED;
-            if target.ctx == ctx.open.get() && target.gate.get() == waits {
+        // The fast path, behind three comparisons. The target belongs to the
+        // running context (the thread-local holds its key, see `Inner::ctx`;
+        // so it is not null either). Its gate is that of a started greenlet
+        // waiting in a switch for a `T` (so not dead, not unstarted, and the
+        // types match), and says whether it is the main greenlet. For a
+        // child target, the running greenlet's gate says it is the main
+        // greenlet and waits for a `T` already (so the target does not run);
+        // for the main target, the running greenlet runs on its own stack,
+        // so it is a child (the main greenlet's and a dying stand-in's stack
+        // range is empty) and the main greenlet does not run. Every check
+        // that could refuse the switch has passed.
+        if target.ctx == ctx as usize {
+            // SAFETY: equal to a greenlet's context key, so STATE's pointer
+            // is not null, and it is alive while we run (see `context_ptr`).
+            let ctx = unsafe { &*ctx };
+            let waits = self.waits;
+            // 0 for a child target, MAIN for the main one: one comparison
+            // on each side's way rather than two on the child's.
+            let differs = target.gate.get() ^ waits;
+            if differs == 0 {
                 let current = ctx.current();
-                if current.is_main() {
-                    // The main greenlet waits for a `T` too; the target runs.
-                    let runs = waits - SUSPENDED + RUNNING;
+                if current.gate.get() == waits | MAIN {
+                    // The main greenlet resumes the target, which runs.
                     if travels_inline::<T>() {
-                        // The value goes in the word; the target's gate says so.
+                        // The value goes in the word (no SLOW_IN says so).
                         let transfer = Transfer::inline(value);
-                        let result = resume_inline(ctx, target, transfer, waits, runs | INLINE_IN);
+                        let result = resume_inline(ctx, target, transfer);
                         return main_received(ctx, target, result);
                     }
                     let mut slot = ValueSlot(MaybeUninit::new(value));
                     // From here the value belongs to the receiver.
-                    let result =
-                        resume_inline(ctx, target, Transfer::value(&mut slot), waits, runs);
+                    let result = resume_inline(ctx, target, Transfer::value(&mut slot));
                     return main_received(ctx, target, result);
                 }
+            } else if differs == MAIN {
+                let current = ctx.current();
                 if on_child_stack(current) {
-                    if travels_inline::<T>() && target.is_main() {
-                        let next = inline_to(target);
-                        return child_suspend(current, next, Transfer::inline(value), self.bits);
+                    if travels_inline::<T>() {
+                        let transfer = Transfer::inline(value);
+                        return child_to_main(ctx, current, target, transfer, waits);
                     }
                     let mut slot = ValueSlot(MaybeUninit::new(value));
                     // From here the value belongs to the receiver.
-                    return child_suspend(current, target, Transfer::value(&mut slot), self.bits);
+                    let transfer = Transfer::value(&mut slot);
+                    return child_to_main(ctx, current, target, transfer, waits);
                 }
             }
         }
-        in_registers(move || self.switch_slow(value))
-    }
-
-    /// [`switch`](Self::switch) with every check spelled out, for all that
-    /// the fast path does not take: a context to create, another context's
-    /// greenlet, a dying stand-in, dead, unstarted or running targets, a
-    /// type mismatch, a foreign stack. Runs out of line (see
-    /// [`in_registers`]).
-    #[inline(always)]
-    fn switch_slow(&self, value: T) -> Result<T, SwitchError> {
-        // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
-        let ctx = unsafe { &*context_ptr()? };
-        if self.inner.ctx() != ctx.id {
-            return Err(SwitchError::WrongThread);
-        }
-        let current = ctx.current();
-        if current.dying {
-            return dying_switch();
-        }
-        // `self` keeps its greenlet alive for the call; an ancestor of a
-        // dead one is kept by `ancestor`.
-        let ancestor;
-        let target: &Inner = if !self.inner.is_dead() {
-            &self.inner
-        } else {
-            ancestor = Inner::first_live(&self.inner);
-            &ancestor
-        };
-        if ptr::eq(current, target) {
-            return Ok(value);
-        }
-        if target.gate.get() & !LOW_BITS != self.bits {
-            return Err(type_mismatch::<T>(target));
-        }
-        if !on_own_stack(current) {
-            return Err(SwitchError::ForeignStack);
-        }
-        let mut slot = ValueSlot(MaybeUninit::new(value));
-        // From here the value belongs to the receiver, which moves it out.
-        hand_over(ctx, current, target, Transfer::value(&mut slot), self.bits)
+        // The greenlet's address and the gate, not the handle's address, so
+        // that the fast path keeps no stack address live for this.
+        let waits = self.waits;
+        in_registers(move || switch_slow(target, waits, value))
     }
 
     /// Unwinds this greenlet from its pending `switch` (Python greenlet's
@@ -1949,7 +2138,7 @@ impl<T: 'static> Greenlet<T> {
     pub fn throw(&self) -> Result<T, SwitchError> {
         // SAFETY: STATE's pointer is alive while we run (see `context_ptr`).
         let ctx = unsafe { &*context_ptr()? };
-        if self.inner.ctx() != ctx.id {
+        if self.inner.ctx() != ctx.key() {
             return Err(SwitchError::WrongThread);
         }
         if self.inner.is_main() {
@@ -1975,7 +2164,7 @@ impl<T: 'static> Greenlet<T> {
         if !on_own_stack(current) {
             return Err(SwitchError::ForeignStack);
         }
-        hand_over(ctx, current, &target, transfer, self.bits)
+        hand_over(ctx, current, &target, transfer, self.waits)
     }
 
     /// Kills this greenlet: like [`throw`](Self::throw), but reports the
@@ -2204,41 +2393,6 @@ mod tests {
     }
 
     #[test]
-    fn depth_counts_each_resumed_stack() {
-        use crate::generator::Generator;
-        let base = stack::depth();
-        let g = Greenlet::new(move |()| {
-            assert_eq!(stack::depth(), base + 1, "a greenlet runs one stack deep");
-            // Greenlets are flat: a grandchild also runs one deep (resumed by
-            // the main greenlet's trampoline, not nested in its creator).
-            let inner = Greenlet::new(move |()| assert_eq!(stack::depth(), base + 1)).unwrap();
-            inner.switch(()).unwrap();
-            // A generator is resumed by its caller: one deeper.
-            let mut gen = Generator::new(move |y| y.yield_(stack::depth())).unwrap();
-            assert_eq!(gen.next(), Some(base + 2));
-            assert_eq!(stack::depth(), base + 1);
-        })
-        .unwrap();
-        g.switch(()).unwrap();
-        assert_eq!(stack::depth(), base);
-        // Unwinding on drop runs on the greenlet's stack too.
-        struct Check(usize);
-        impl Drop for Check {
-            fn drop(&mut self) {
-                assert_eq!(stack::depth(), self.0);
-            }
-        }
-        let g = Greenlet::new(move |()| {
-            let _c = Check(base + 1);
-            current::<()>().parent().unwrap().switch(()).unwrap();
-        })
-        .unwrap();
-        g.switch(()).unwrap();
-        drop(g);
-        assert_eq!(stack::depth(), base);
-    }
-
-    #[test]
     fn type_bits_are_one_number_per_type_on_every_thread() {
         let (a, b) = (type_bits::<u8>(), type_bits::<String>());
         assert_ne!(a, b);
@@ -2252,6 +2406,41 @@ mod tests {
         let (id, name) = type_of_gate(b | SUSPENDED);
         assert_eq!(id, TypeId::of::<String>());
         assert_eq!(name, type_name::<String>());
+    }
+
+    #[test]
+    fn a_context_key_is_not_reused_while_its_greenlets_live() {
+        let saved = swap_thread_state(ThreadState::default());
+        let old_main = current::<i32>();
+        let old_child = Greenlet::new(|x: i32| x).unwrap();
+        let old_key = old_child.inner.ctx();
+        // Drops the context: its handles keep its allocation, so no later
+        // context gets its address (the key the fast path compares).
+        drop(swap_thread_state(ThreadState::default()));
+        for _ in 0..50 {
+            let main = current::<i32>();
+            assert_ne!(main.inner.ctx(), old_key);
+            assert!(matches!(old_child.switch(1), Err(SwitchError::WrongThread)));
+            assert!(matches!(old_main.switch(1), Err(SwitchError::WrongThread)));
+            let child = Greenlet::new(|x: i32| {
+                let p = current::<i32>().parent().unwrap();
+                p.switch(x + 1).unwrap()
+            })
+            .unwrap();
+            // From a child of the new context too (the fast path's other side).
+            let om = old_main.clone();
+            let probe = Greenlet::new(move |_: i32| match om.switch(3) {
+                Err(SwitchError::WrongThread) => 1,
+                _ => 0,
+            })
+            .unwrap();
+            assert_eq!(probe.switch(0).unwrap(), 1);
+            assert_eq!(child.switch(1).unwrap(), 2);
+            drop(swap_thread_state(ThreadState::default()));
+        }
+        // A main greenlet whose context is gone ran last.
+        assert_eq!(old_main.state(), State::Running);
+        swap_thread_state(saved);
     }
 
     #[test]

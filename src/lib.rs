@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub(crate) mod address_runs;
 pub mod channel;
 pub mod fs;
 pub mod generator;

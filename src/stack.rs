@@ -36,6 +36,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
+use crate::address_runs::{AddressRuns, Addressed};
 use corosensei::stack::StackPointer;
 
 /// The stack size a green thread, greenlet or generator gets unless its
@@ -214,6 +215,20 @@ impl Stack {
     /// batch, and no extra kernel map per stack, so `vm.max_map_count` stops
     /// limiting how many green threads can live), else `PROT_NONE`.
     fn map_batch(size: usize, n: usize, out: &mut Vec<Stack>) -> io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // The method learnt so far is only a cache: a race between two
+        // threads learning it at once costs a failed system call, no more.
+        let method = GUARD_METHOD.load(Relaxed);
+        let used = Stack::map_batch_with(size, n, out, method)?;
+        if used != method {
+            GUARD_METHOD.store(used, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// [`Stack::map_batch`] starting from guard `method`; returns the method
+    /// that worked (a later one when the kernel lacks `method`).
+    fn map_batch_with(size: usize, n: usize, out: &mut Vec<Stack>, method: u8) -> io::Result<u8> {
         let page = page_size();
         let stride = size + page;
         let len = stride * n;
@@ -233,11 +248,14 @@ impl Stack {
             return Err(map_error(io::Error::last_os_error(), size));
         }
         let low = low as usize;
-        if let Err(e) = install_guards(low, stride, n) {
-            // SAFETY: the mapping made above, not handed out yet.
-            unsafe { libc::munmap(low as *mut libc::c_void, len) };
-            return Err(map_error(e, size));
-        }
+        let used = match install_guards(low, stride, n, method) {
+            Ok(used) => used,
+            Err(e) => {
+                // SAFETY: the mapping made above, not handed out yet.
+                unsafe { libc::munmap(low as *mut libc::c_void, len) };
+                return Err(map_error(e, size));
+            }
+        };
         // Each stack owns (and unmaps, on drop) its own part of the mapping.
         out.extend((0..n).map(|i| Stack {
             low: low + i * stride,
@@ -245,7 +263,7 @@ impl Stack {
             base:
                 StackPointer::new(low + i * stride + stride).expect("a mapping does not end at 0"),
         }));
-        Ok(())
+        Ok(used)
     }
 
     /// Usable size in bytes (excluding the guard page).
@@ -280,11 +298,12 @@ pub(crate) struct StackInfo {
 }
 
 /// Makes the lowest page of each of the `n` stacks laid out every `stride`
-/// bytes from `low` a guard page (see [`Stack::map_batch`]).
-fn install_guards(low: usize, stride: usize, n: usize) -> io::Result<()> {
-    use std::sync::atomic::Ordering::Relaxed;
+/// bytes from `low` a guard page (see [`Stack::map_batch`]), starting with
+/// guard `method` and falling back to older ones the kernel lacks; returns
+/// the method that worked. Touches no global state, so a test can force any
+/// method while other threads map stacks.
+fn install_guards(low: usize, stride: usize, n: usize, mut method: u8) -> io::Result<u8> {
     let page = page_size();
-    let method = GUARD_METHOD.load(Relaxed);
     if method <= GUARD_PROCESS_MADVISE && n > 1 {
         let iov: Vec<libc::iovec> = (0..n)
             .map(|i| libc::iovec {
@@ -305,18 +324,17 @@ fn install_guards(low: usize, stride: usize, n: usize) -> io::Result<()> {
             )
         };
         if r == (n * page) as libc::c_long {
-            GUARD_METHOD.store(GUARD_PROCESS_MADVISE, Relaxed);
-            return Ok(());
+            return Ok(GUARD_PROCESS_MADVISE);
         }
         // Not on this kernel (or only part of the batch): per stack below,
         // which installs the rest (installing a guard twice is harmless).
         if r < 0 {
-            GUARD_METHOD.store(GUARD_MADVISE, Relaxed);
+            method = GUARD_MADVISE;
         }
     }
     for i in 0..n {
         let guard = (low + i * stride) as *mut libc::c_void;
-        if GUARD_METHOD.load(Relaxed) != GUARD_MPROTECT {
+        if method != GUARD_MPROTECT {
             // SAFETY: as above, one guard page.
             if unsafe { libc::madvise(guard, page, MADV_GUARD_INSTALL) } == 0 {
                 continue;
@@ -325,14 +343,14 @@ fn install_guards(low: usize, stride: usize, n: usize) -> io::Result<()> {
             if e.raw_os_error() != Some(libc::EINVAL) {
                 return Err(e);
             }
-            GUARD_METHOD.store(GUARD_MPROTECT, Relaxed);
+            method = GUARD_MPROTECT;
         }
         // SAFETY: as above.
         if unsafe { libc::mprotect(guard, page, libc::PROT_NONE) } != 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(())
+    Ok(method)
 }
 
 impl Drop for Stack {
@@ -414,15 +432,20 @@ struct Pool {
 
 impl Pool {
     fn bucket(&mut self, size: usize) -> &mut Vec<Stack> {
-        let idx = match self.buckets.iter().position(|(s, _)| *s == size) {
-            Some(i) => i,
-            None => {
-                self.buckets.push((size, Vec::new()));
-                self.buckets.len() - 1
-            }
-        };
-        &mut self.buckets[idx].1
+        bucket(&mut self.buckets, size, Vec::new)
     }
+}
+
+/// The entry for `size` in a pool's buckets, made (by `new`) if missing.
+fn bucket<V>(buckets: &mut Vec<(usize, V)>, size: usize, new: fn() -> V) -> &mut V {
+    let idx = match buckets.iter().position(|(s, _)| *s == size) {
+        Some(i) => i,
+        None => {
+            buckets.push((size, new()));
+            buckets.len() - 1
+        }
+    };
+    &mut buckets[idx].1
 }
 
 thread_local! {
@@ -434,9 +457,37 @@ thread_local! {
 /// worker and finish on another (work stealing), so without it one thread's
 /// pool would only fill and another's only drain, and every spawn would map
 /// a stack again.
-static SHARED: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+///
+/// It keeps each batch a thread hands back as a run sorted by address and
+/// hands out the run with the lowest addresses first (see
+/// [`crate::address_runs`]), so bursts of spawns take stacks in address
+/// order round after round.
+static SHARED: std::sync::Mutex<SharedPool> = std::sync::Mutex::new(SharedPool {
     buckets: Vec::new(),
 });
+
+/// Free stacks of the shared pool by size, in runs (see [`SHARED`]).
+struct SharedPool {
+    /// (size, runs of free stacks of that size).
+    buckets: Vec<(usize, AddressRuns<Stack>)>,
+}
+
+impl SharedPool {
+    fn bucket(&mut self, size: usize) -> &mut AddressRuns<Stack> {
+        bucket(&mut self.buckets, size, AddressRuns::new)
+    }
+
+    fn len(&self) -> usize {
+        self.buckets.iter().map(|(_, runs)| runs.len()).sum()
+    }
+}
+
+impl Addressed for Stack {
+    fn address(&self) -> usize {
+        self.low
+    }
+}
+
 /// A thread keeps at most this many free stacks before it hands a batch to
 /// the shared pool.
 const LOCAL_MAX: usize = 512;
@@ -452,11 +503,15 @@ pub(crate) fn take(size: usize) -> io::Result<Stack> {
         let mut p = p.borrow_mut();
         let local = p.bucket(size);
         if local.is_empty() {
-            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-            let from = shared.bucket(size);
-            let n = from.len().min(BATCH);
-            let start = from.len() - n;
-            local.extend(from.drain(start..));
+            let run = SHARED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .bucket(size)
+                .take_lowest();
+            if let Some(run) = run {
+                // The run's (empty) vector goes; `local` keeps its own.
+                local.extend(run);
+            }
         }
         if local.is_empty() {
             map_into(size, local)?;
@@ -500,12 +555,21 @@ pub(crate) fn give(stack: Stack) {
         if limit == 0 {
             return;
         }
+        // The newest BATCH become a run, sorted outside the lock (the
+        // shared pool's room is checked under it; what does not fit is
+        // unmapped).
+        let n = local.len().min(BATCH);
+        let mut run: Vec<Stack> = local.drain(local.len() - n..).collect();
+        AddressRuns::sort(&mut run);
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        let to = shared.bucket(size);
-        let room = limit.saturating_sub(to.len());
-        let n = local.len().min(BATCH).min(room);
-        let start = local.len() - n;
-        to.extend(local.drain(start..));
+        let runs = shared.bucket(size);
+        let room = limit.saturating_sub(runs.len());
+        let over = run.len().saturating_sub(room);
+        // Unmapped below, outside the lock: the highest addresses.
+        let excess: Vec<Stack> = run.drain(..over).collect();
+        runs.push(run);
+        drop(shared);
+        drop(excess);
         if local.len() < LOCAL_MAX {
             local.push(stack.take().expect("stack given once"));
         }
@@ -518,10 +582,7 @@ pub(crate) fn pool_len() -> usize {
     let local: usize = POOL
         .try_with(|p| p.borrow().buckets.iter().map(|(_, v)| v.len()).sum())
         .unwrap_or(0);
-    let shared: usize = SHARED
-        .lock()
-        .map(|p| p.buckets.iter().map(|(_, v)| v.len()).sum())
-        .unwrap_or(0);
+    let shared: usize = SHARED.lock().map(|p| p.len()).unwrap_or(0);
     local + shared
 }
 
@@ -531,9 +592,9 @@ pub(crate) fn trim_pool() {
     let shared_surplus: Vec<Stack> = {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for (_, v) in shared.buckets.iter_mut() {
-            let k = POOL_KEEP_WHEN_IDLE.min(v.len());
-            out.extend(v.drain(k..));
+        for (_, runs) in shared.buckets.iter_mut() {
+            // Keeps the stacks with the lowest addresses.
+            out.extend(runs.keep_lowest(POOL_KEEP_WHEN_IDLE).into_iter().flatten());
         }
         out
     };
@@ -574,49 +635,45 @@ const NOT_RUNNING: Running = Running {
 };
 
 thread_local! {
-    // The record of the stack this OS thread runs on: null on its own stack,
-    // else a record that stays put while it is installed (a coroutine's
-    // prepared `StackRecord`, or `SLOT` below). A pointer, so that entering
-    // a stack on every resume is one store. Const-initialised and without a
+    // The record of the green thread's stack this OS thread runs on (the
+    // worker installs it around each resume of a green thread): null
+    // otherwise. A pointer to a record that stays put while it is installed,
+    // so that installing one is one store. Const-initialised and without a
     // destructor, so reading it from the SIGSEGV handler neither allocates
-    // nor registers anything.
+    // nor registers anything. Greenlets and generators install nothing here:
+    // the handler finds their records through the running greenlet context
+    // (see `set_record_finder`).
     static RUNNING: Cell<*const Running> = const { Cell::new(ptr::null()) };
-    // Where `OnStack::enter` keeps a record built on the fly.
-    static SLOT: Cell<Running> = const { Cell::new(NOT_RUNNING) };
-    // How many coroutine stacks this OS thread is nested in (0: its own
-    // stack), except a running greenlet's: see `depth`.
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// How many coroutine stacks the current OS thread is nested in: 0 on the
-/// thread's own stack, 1 inside a green thread, greenlet or generator, 2 inside
-/// a greenlet or generator resumed from one of those, and so on. The hub uses
-/// it to tell a green thread's own stack from a coroutine nested in it.
-///
-/// Greenlets are flat (only a context's main greenlet resumes them), so a
-/// running greenlet adds one stack exactly when its context's running
-/// greenlet is not the main one: the greenlet layer answers that
-/// ([`crate::greenlet::nesting`]) rather than counting every switch, and
-/// folds the answer into `DEPTH` while it swaps a context out
-/// ([`add_depth`]).
-#[inline]
-pub(crate) fn depth() -> usize {
-    DEPTH.with(|d| d.get()) + crate::greenlet::nesting()
-}
-
-/// Adds `delta` to the stack count that [`depth`] starts from.
-#[inline]
-pub(crate) fn add_depth(delta: isize) {
-    DEPTH.with(|d| d.set(d.get().wrapping_add_signed(delta)));
+/// An address in the caller's current stack frame: close enough to the stack
+/// pointer to tell which stack the caller runs on (stacks are separate
+/// mappings, each far larger than a frame).
+#[inline(always)]
+pub(crate) fn here() -> usize {
+    let probe = 0u8;
+    // Taking the address puts `probe` in the frame; it is never read.
+    &probe as *const u8 as usize
 }
 
 /// A coroutine's overflow record, built once when the coroutine is made so
-/// that entering its stack on every resume is two thread-local stores
-/// ([`OnRecord::enter`]). Building it installs the overflow handler and
-/// this thread's alternate signal stack, so the coroutine must be resumed on
-/// the thread that built it (greenlets and generators are `!Send`).
+/// that entering its stack is one thread-local store ([`OnRecord::enter`]),
+/// or nothing at all for greenlets and generators (found through their
+/// context, see [`set_record_finder`]). Building it installs the overflow
+/// handler and this thread's alternate signal stack, so the coroutine must
+/// be resumed on the thread that built it (greenlets and generators are
+/// `!Send`; a green thread's record is built by the worker that runs it).
 #[derive(Clone, Copy)]
 pub(crate) struct StackRecord(Running);
+
+impl StackRecord {
+    /// The usable part of the stack, `(lowest address, size)`: an address
+    /// `a` is on this stack when `a.wrapping_sub(low) < size`.
+    #[inline]
+    pub(crate) fn usable(&self) -> (usize, usize) {
+        (self.0.guard_high, self.0.size)
+    }
+}
 
 impl StackInfo {
     /// The record [`OnRecord::enter`] installs for this stack. `name`
@@ -635,45 +692,14 @@ impl StackInfo {
 }
 
 /// While alive, records that the current OS thread runs on a given green
-/// stack, so an overflow can be reported with the coroutine's name.
-/// Restores the previous record on drop (coroutines nest).
-// Unused since the hub installs a prepared `StackRecord` per green thread too.
-#[allow(dead_code)]
-pub(crate) struct OnStack {
-    prev: *const Running,
-    prev_slot: Running,
-}
-
-#[allow(dead_code)]
-impl OnStack {
-    /// Marks the stack described by `info` as the current one: call it just
-    /// before resuming a coroutine and drop the result when the resume
-    /// returns. `name` must stay valid (not be freed or moved) until then.
-    #[inline]
-    pub(crate) fn enter(info: StackInfo, name: &str) -> OnStack {
-        let prev_slot = SLOT.with(|s| s.replace(info.record(name).0));
-        let prev = RUNNING.with(|r| r.replace(SLOT.with(|s| s.as_ptr().cast_const())));
-        DEPTH.with(|d| d.set(d.get() + 1));
-        OnStack { prev, prev_slot }
-    }
-}
-
-impl Drop for OnStack {
-    #[inline]
-    fn drop(&mut self) {
-        SLOT.with(|s| s.set(self.prev_slot));
-        RUNNING.with(|r| r.set(self.prev));
-        DEPTH.with(|d| d.set(d.get() - 1));
-    }
-}
-
-/// [`OnStack`] for a record built beforehand ([`StackRecord`]), for
-/// coroutines resumed often (greenlets, generators): entering is one
-/// pointer store and a counter increment. The record is borrowed, so it
-/// cannot move or be freed while installed.
+/// stack, so that an overflow there is reported with the coroutine's name:
+/// for a record that the greenlet layer's finder cannot see (a green
+/// thread's, installed by its worker around each resume; a dropped
+/// greenlet unwinding under a throwaway context). Restores the previous
+/// record on drop (they nest). The record is borrowed, so it cannot move or
+/// be freed while installed.
 pub(crate) struct OnRecord<'a> {
     prev: *const Running,
-    prev_depth: usize,
     _record: PhantomData<&'a StackRecord>,
 }
 
@@ -682,20 +708,8 @@ impl<'a> OnRecord<'a> {
     /// dropped (when the resume returns).
     #[inline(always)]
     pub(crate) fn enter(record: &'a StackRecord) -> OnRecord<'a> {
-        OnRecord::enter_plus(record, 0)
-    }
-
-    /// [`OnRecord::enter`], also adding `extra` to the depth count while
-    /// installed (the nesting of a greenlet context swapped out for the
-    /// resume: see `ThreadState::swap_in`). Leaving stores back the count it
-    /// found (rather than decrementing: one load fewer per resume).
-    #[inline(always)]
-    pub(crate) fn enter_plus(record: &'a StackRecord, extra: usize) -> OnRecord<'a> {
-        let prev = RUNNING.with(|r| r.replace(&record.0));
-        let prev_depth = DEPTH.with(|d| d.replace(d.get() + 1 + extra));
         OnRecord {
-            prev,
-            prev_depth,
+            prev: RUNNING.with(|r| r.replace(&record.0)),
             _record: PhantomData,
         }
     }
@@ -703,52 +717,6 @@ impl<'a> OnRecord<'a> {
 
 impl Drop for OnRecord<'_> {
     #[inline(always)]
-    fn drop(&mut self) {
-        RUNNING.with(|r| r.set(self.prev));
-        DEPTH.with(|d| d.set(self.prev_depth));
-    }
-}
-
-/// While alive, counts one more coroutine stack in [`depth`] without
-/// installing an overflow record: for a stack that [`depth`] cannot see
-/// otherwise (a dropped greenlet unwinding under a context that is not
-/// installed).
-pub(crate) struct Nested {
-    prev: usize,
-}
-
-impl Nested {
-    #[inline(always)]
-    pub(crate) fn enter() -> Nested {
-        let prev = DEPTH.with(|d| d.replace(d.get() + 1));
-        Nested { prev }
-    }
-}
-
-impl Drop for Nested {
-    #[inline(always)]
-    fn drop(&mut self) {
-        DEPTH.with(|d| d.set(self.prev));
-    }
-}
-
-/// While alive, installs `record` for the overflow handler without counting
-/// a stack in [`depth`] (for a resume that [`Nested`] counts already).
-pub(crate) struct RecordOnly<'a> {
-    prev: *const Running,
-    _record: PhantomData<&'a StackRecord>,
-}
-
-impl<'a> RecordOnly<'a> {
-    pub(crate) fn enter(record: &'a StackRecord) -> RecordOnly<'a> {
-        RecordOnly {
-            prev: RUNNING.with(|r| r.replace(&record.0)),
-            _record: PhantomData,
-        }
-    }
-}
-
-impl Drop for RecordOnly<'_> {
     fn drop(&mut self) {
         RUNNING.with(|r| r.set(self.prev));
     }
@@ -911,8 +879,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     };
     if in_guard(&running) {
         use std::fmt::Write;
-        // SAFETY: name_ptr/name_len were taken from a &str that the OnStack
-        // contract keeps alive while this stack is running.
+        // SAFETY: name_ptr/name_len were taken from a &str that the
+        // `StackInfo::record` contract keeps alive while the record is used.
         let name = unsafe {
             std::str::from_utf8_unchecked(std::slice::from_raw_parts(
                 running.name_ptr,
@@ -967,6 +935,50 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stacks_handed_back_in_any_order_come_out_of_the_shared_pool_in_address_order() {
+        // A size no other test uses: its own bucket in the shared pool.
+        let size = round_size(52 * 1024 + 1);
+        // Taken on one thread, given back shuffled on another (whose pool
+        // keeps LOCAL_MAX and hands runs of BATCH to the shared pool),
+        // taken again on a third.
+        let lows: Vec<usize> = std::thread::spawn(move || {
+            let stacks: Vec<Stack> = (0..LOCAL_MAX + 2 * BATCH)
+                .map(|_| take(size).unwrap())
+                .collect();
+            let lows = stacks.iter().map(|s| s.low).collect();
+            let mut stacks: Vec<Option<Stack>> = stacks.into_iter().map(Some).collect();
+            // A fixed shuffle (odd stride, coprime with the length).
+            let n = stacks.len();
+            let order: Vec<usize> = (0..n).map(|i| (i * 389) % n).collect();
+            std::thread::spawn(move || {
+                for i in order {
+                    give(stacks[i].take().unwrap());
+                }
+            })
+            .join()
+            .unwrap();
+            lows
+        })
+        .join()
+        .unwrap();
+        let taken: Vec<usize> = std::thread::spawn(move || {
+            let v: Vec<Stack> = (0..BATCH).map(|_| take(size).unwrap()).collect();
+            v.iter().map(|s| s.low).collect()
+        })
+        .join()
+        .unwrap();
+        // One run, ascending, and the run holding the lowest address.
+        assert!(taken.windows(2).all(|w| w[0] < w[1]), "{taken:x?}");
+        let spilled_min = *taken.first().unwrap();
+        assert!(lows.contains(&spilled_min));
+        let mut shared = SHARED.lock().unwrap();
+        let runs = shared.bucket(size);
+        // (An idle runtime's `trim_pool` in another test may have cut it.)
+        assert!(runs.len() <= BATCH);
+        assert!(runs.iter().all(|s| s.low > spilled_min));
+    }
 
     #[test]
     fn sizes_round_to_pages_and_minimum() {
@@ -1029,14 +1041,15 @@ mod tests {
     /// this kernel would pick the batched call.
     #[test]
     fn every_guard_method_guards_every_stack_of_a_batch() {
-        use std::sync::atomic::Ordering::Relaxed;
         for method in [GUARD_MPROTECT, GUARD_MADVISE, GUARD_UNKNOWN] {
-            GUARD_METHOD.store(method, Relaxed);
             let mut batch = Vec::new();
-            Stack::map_batch(round_size(16 * 1024), 4, &mut batch).unwrap();
-            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
             // What was used: an older kernel falls back further.
-            let used = GUARD_METHOD.load(Relaxed);
+            let used = Stack::map_batch_with(round_size(16 * 1024), 4, &mut batch, method).unwrap();
+            assert!(
+                used >= method,
+                "method {used} is newer than asked ({method})"
+            );
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
             for s in &batch {
                 let (lo, hi) = s.guard();
                 // SAFETY: the stack's usable part is its own, writable memory.
@@ -1061,7 +1074,6 @@ mod tests {
             }
             drop(batch);
         }
-        GUARD_METHOD.store(GUARD_UNKNOWN, Relaxed);
     }
 
     #[test]

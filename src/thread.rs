@@ -251,11 +251,14 @@ where
             // green_local! values are dropped here, inside the green thread,
             // so their destructors may block.
             // SAFETY: as above.
-            let locals = unsafe { me.local_mut().locals.take() };
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
+            if let Some(locals) = unsafe { me.local_mut().locals.take() } {
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(locals)));
+            }
             // Likewise its greenlets: suspended ones unwind here.
-            let greenlets = crate::greenlet::swap_thread_state(Default::default());
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(greenlets)));
+            if !crate::greenlet::thread_state_is_empty() {
+                let greenlets = crate::greenlet::swap_thread_state(Default::default());
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(greenlets)));
+            }
             // SAFETY: the slot lives in the task, which the worker keeps
             // alive while it runs; nobody reads it before the task finishes.
             unsafe { *(*result).get() = Some(r.map_err(JoinError::from_payload)) };
@@ -285,7 +288,7 @@ where
         closure: UnsafeCell::new(Some(f)),
         result: UnsafeCell::new(None),
     };
-    let (task, body) = TaskRef::new(
+    let (task, queued, body) = TaskRef::new(
         next_task_id(),
         name.map(String::into_boxed_str),
         shared.clone(),
@@ -294,7 +297,7 @@ where
     );
     // SAFETY: `body` points into the task, alive here.
     let result: *const ResultSlot<T> = unsafe { &(*body).result };
-    shared.submit(task.clone());
+    shared.submit(queued);
     Ok(JoinHandle {
         thread: Thread {
             inner: ThreadInner::Green(task),
@@ -839,7 +842,10 @@ pub fn sleep(dur: Duration) {
 /// Sleeps until `deadline`, the clock having just read `now`.
 fn sleep_between(mut now: Instant, deadline: Instant) {
     while now < deadline {
-        park::park_until_future(deadline, WaitReason::Sleep);
+        if park::park_until_future(deadline, WaitReason::Sleep) {
+            // The worker's timer saw the deadline pass: no clock read.
+            break;
+        }
         now = Instant::now();
     }
     // Even a zero sleep is a cancellation point.

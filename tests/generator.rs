@@ -255,3 +255,27 @@ fn generators_can_nest() {
     .unwrap();
     assert_eq!(outer.collect::<String>(), "XY");
 }
+
+/// `yield_` checks that it runs on its generator's own stack: lent to a raw
+/// coroutine resumed inside the body, it panics (inside that coroutine)
+/// instead of suspending the wrong coroutine; the generator goes on.
+#[test]
+fn yield_off_the_generators_stack_is_refused() {
+    let mut g = Generator::new(|y: &Yielder<u32>| {
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let raw = corosensei::ScopedCoroutine::new(|_: &corosensei::Yielder<(), ()>, ()| {
+                y.yield_(1);
+            });
+            raw.scope(|mut raw| {
+                raw.as_mut().resume(());
+            });
+        }));
+        let msg = refused.unwrap_err();
+        let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(msg.contains("off its generator's stack"), "{msg}");
+        y.yield_(2);
+    })
+    .unwrap();
+    assert_eq!(g.next(), Some(2));
+    assert_eq!(g.next(), None);
+}

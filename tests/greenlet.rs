@@ -637,6 +637,85 @@ fn state_goes_not_started_running_suspended_dead() {
     assert_eq!(g.switch(State::Dead).unwrap(), State::Suspended);
 }
 
+#[test]
+fn switching_to_the_running_greenlet_returns_the_value_at_once() {
+    // The main greenlet's gate looks like a suspended main target's to the
+    // fast path: the stack check must send this to the slow path.
+    let main = greenlet::current::<u64>();
+    assert_eq!(main.switch(7).unwrap(), 7);
+    assert_eq!(main.state(), State::Running);
+    let g = Greenlet::new(|x: u64| {
+        let me = greenlet::current::<u64>();
+        let y = me.switch(x + 1).unwrap();
+        drop(me);
+        let z = parent::<u64>().switch(y * 2).unwrap();
+        z + 1
+    })
+    .unwrap();
+    assert_eq!(g.switch(1).unwrap(), 4);
+    // Ping-pong by the fast paths still works after the self-switches.
+    assert_eq!(g.switch(10).unwrap(), 11);
+    assert!(g.is_dead());
+}
+
+#[test]
+fn a_child_that_drops_or_switches_through_others_still_answers_the_main_greenlet() {
+    // The main greenlet's fast path tells a value switched back to it by
+    // `current` no longer naming the child it resumed; everything the child
+    // does in between (unwinding a dropped greenlet, a slow switch to a
+    // sibling) must leave `current` naming it.
+    let counter = Counter::new();
+    let c = counter.clone();
+    let g = Greenlet::new(move |mut x: u64| loop {
+        let grandchild = {
+            let c = c.clone();
+            Greenlet::new(move |y: u64| {
+                let _guard = c.make();
+                parent::<u64>().switch(y).unwrap()
+            })
+            .unwrap()
+        };
+        assert_eq!(grandchild.switch(x).unwrap(), x);
+        drop(grandchild); // unwound by a stand-in, right here
+        let sibling = Greenlet::new(|y: u64| y * 2).unwrap();
+        sibling.set_parent(&greenlet::current::<u64>()).unwrap();
+        let doubled = sibling.switch(x).unwrap(); // via the trampoline
+        x = parent::<u64>().switch(doubled + 1).unwrap();
+    })
+    .unwrap();
+    for i in 0..4u64 {
+        assert_eq!(g.switch(i).unwrap(), 2 * i + 1);
+        assert_eq!(counter.live(), 0);
+    }
+}
+
+#[test]
+fn main_state_follows_who_runs_across_fast_and_slow_switches() {
+    let main = greenlet::current::<u64>();
+    let m = main.clone();
+    let g = Greenlet::new(move |mut x: u64| loop {
+        // Seen from the child, by the fast path's ping-pong.
+        assert_eq!(m.state(), State::Suspended);
+        assert_eq!(greenlet::current::<u64>().state(), State::Running);
+        x = m.switch(x + 1).unwrap();
+    })
+    .unwrap();
+    for i in 0..5 {
+        assert_eq!(g.switch(i).unwrap(), i + 1);
+        assert_eq!(main.state(), State::Running);
+        assert_eq!(g.state(), State::Suspended);
+    }
+    // Through another type's view the main greenlet's switch takes the slow
+    // path once (its gate waits for another type), then the fast one.
+    let as_u32 = g.cast::<u32>();
+    assert!(matches!(
+        as_u32.switch(1),
+        Err(SwitchError::TypeMismatch { .. })
+    ));
+    assert_eq!(g.switch(41).unwrap(), 42);
+    assert_eq!(main.state(), State::Running);
+}
+
 // 10. Typed values.
 
 /// Sends `a`, `b`, `a` to a greenlet that echoes them: the first through the

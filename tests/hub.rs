@@ -56,6 +56,39 @@ fn ten_sleeps_of_two_seconds_overlap_on_one_and_two_workers() {
     }
 }
 
+/// A sleep returns only once its deadline has passed, also when the green
+/// thread's timer entry was armed for an earlier, abandoned wait (the entry
+/// fires first and re-arms), when a timeout scope's deadline comes first, and
+/// when other green threads' timers fire around it.
+#[test]
+fn sleeps_never_end_before_their_deadline() {
+    for workers in [1, 2] {
+        rt(workers).run(|| {
+            let hs: Vec<_> = (0..50u64)
+                .map(|i| {
+                    thread::spawn(move || {
+                        for round in 0..4u64 {
+                            // An abandoned timed wait leaves an earlier entry.
+                            let quick = thread::spawn(|| ());
+                            let _ = quick.join_timeout(Duration::from_millis(1 + i % 3));
+                            let d = Duration::from_micros(300 + 97 * i + 1000 * round);
+                            let deadline = Instant::now() + d;
+                            thread::sleep(d);
+                            assert!(Instant::now() >= deadline, "slept short: {d:?}");
+                            // A scope whose deadline comes first.
+                            let r = timeout(d / 2, || thread::sleep(d));
+                            assert!(r.is_err());
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+    }
+}
+
 #[test]
 fn hundred_thousand_green_threads_spawned_and_joined_on_one_and_two_workers() {
     let n = 100_000.min(live_green_thread_budget());
@@ -478,6 +511,49 @@ greenhouse::green_local! {
     static PER_GREEN: std::cell::Cell<u64> = std::cell::Cell::new(0);
 }
 
+/// Counts drops of the values below.
+static LATE_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+struct CountsDrop;
+impl Drop for CountsDrop {
+    fn drop(&mut self) {
+        LATE_DROPS.fetch_add(1, SeqCst);
+    }
+}
+
+/// Its destructor creates a value of `LATE`: a green-local made while the
+/// green thread's own green-locals are being dropped, after they were taken.
+struct MakesLate;
+impl Drop for MakesLate {
+    fn drop(&mut self) {
+        LATE.with(|_| ());
+    }
+}
+
+greenhouse::green_local! {
+    static MAKES_LATE: MakesLate = MakesLate;
+}
+
+greenhouse::green_local! {
+    static LATE: CountsDrop = CountsDrop;
+}
+
+/// Whatever a green thread leaves in its green-locals is dropped when it
+/// finishes, by its worker (the task record is freed later without looking
+/// at them): here a value created by another value's destructor.
+#[test]
+fn green_locals_made_while_green_locals_drop_are_dropped_too() {
+    rt(1).run(|| {
+        let hs: Vec<_> = (0..10)
+            .map(|_| thread::spawn(|| MAKES_LATE.with(|_| ())))
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(LATE_DROPS.load(SeqCst), 10);
+}
+
 #[test]
 fn green_local_is_per_green_thread_even_on_one_worker() {
     rt(1).run(|| {
@@ -679,4 +755,182 @@ fn suspended_greenlets_unwind_when_their_green_thread_ends() {
         assert_eq!(fresh.join().unwrap(), (true, true));
     });
     assert_eq!(dropped.load(SeqCst), 1);
+}
+
+/// Runs `wait` in a green thread of a one-worker runtime after spawning
+/// another green thread, and tells whether that other one ran during
+/// `wait`. Spawning does not run the new green thread at once, so it runs
+/// during `wait` only if `wait` switched away.
+fn other_runs_during(wait: impl FnOnce()) -> bool {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let other = thread::spawn(move || {
+        r.store(1, SeqCst);
+    });
+    wait();
+    let during = ran.load(SeqCst) == 1;
+    other.join().unwrap();
+    during
+}
+
+/// The hub switches away from a waiting green thread only when the wait is
+/// on the green thread's own stack. Inside a greenlet or generator that the
+/// green thread resumed (each on a stack of its own, told apart by the
+/// stack pointer) a switch would suspend the wrong coroutine, so the wait
+/// blocks the OS thread instead and nothing else runs on the one worker
+/// meanwhile; back on its own stack the green thread switches again.
+#[test]
+fn waiting_inside_a_nested_greenlet_or_generator_blocks_instead_of_switching() {
+    use greenhouse::generator::Generator;
+    use greenhouse::greenlet::Greenlet;
+    rt(1).run(|| {
+        thread::spawn(|| {
+            assert!(!other_runs_during(|| {}), "spawn ran the new green thread");
+            assert!(other_runs_during(thread::yield_now));
+            assert!(other_runs_during(|| thread::sleep(Duration::from_millis(
+                1
+            ))));
+
+            let in_greenlet = |f: fn()| {
+                other_runs_during(|| Greenlet::new(move |()| f()).unwrap().switch(()).unwrap())
+            };
+            assert!(!in_greenlet(thread::yield_now));
+            assert!(!in_greenlet(|| thread::sleep(Duration::from_millis(1))));
+
+            let in_generator = |f: fn()| {
+                other_runs_during(|| {
+                    let mut g = Generator::new(move |y| {
+                        f();
+                        y.yield_(1);
+                        f();
+                        y.yield_(2);
+                    })
+                    .unwrap();
+                    // The first resume, then a later one (the body's
+                    // context exists by then).
+                    assert_eq!(g.next(), Some(1));
+                    assert_eq!(g.next(), Some(2));
+                })
+            };
+            assert!(!in_generator(thread::yield_now));
+            assert!(!in_generator(|| thread::sleep(Duration::from_millis(1))));
+
+            // A greenlet inside a generator, and a generator inside a
+            // greenlet.
+            assert!(!other_runs_during(|| {
+                let mut g = Generator::new(|y| {
+                    let inner = Greenlet::new(|()| thread::yield_now()).unwrap();
+                    inner.switch(()).unwrap();
+                    y.yield_(1);
+                })
+                .unwrap();
+                assert_eq!(g.next(), Some(1));
+            }));
+            assert!(!other_runs_during(|| {
+                let g = Greenlet::new(|()| {
+                    let mut gen = Generator::new(|y| {
+                        thread::yield_now();
+                        y.yield_(1)
+                    })
+                    .unwrap();
+                    assert_eq!(gen.next(), Some(1));
+                })
+                .unwrap();
+                g.switch(()).unwrap();
+            }));
+
+            // Back on its own stack, it switches again.
+            assert!(other_runs_during(thread::yield_now));
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+/// A generator whose body panics, inside a green thread: the panic reaches
+/// the caller of `next`, the green thread's own greenlet state is back
+/// (its main greenlet is current), and it still parks by switching.
+#[test]
+fn a_generator_panicking_inside_a_green_thread_leaves_it_intact() {
+    use greenhouse::generator::Generator;
+    use greenhouse::greenlet;
+    rt(1).run(|| {
+        thread::spawn(|| {
+            let main = greenlet::current::<()>();
+            let mut g = Generator::new(|y| {
+                y.yield_(1);
+                // Its own main greenlet, not the green thread's.
+                assert!(greenlet::current::<()>().is_main());
+                panic!("in the body");
+            })
+            .unwrap();
+            assert_eq!(g.next(), Some(1));
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.next()));
+            let payload = caught.unwrap_err();
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"in the body"));
+            assert!(g.is_finished());
+            assert_eq!(g.next(), None);
+            assert!(greenlet::current::<()>() == main);
+            assert!(other_runs_during(thread::yield_now));
+            assert!(other_runs_during(|| thread::sleep(Duration::from_millis(
+                1
+            ))));
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+std::thread_local! {
+    /// The main greenlet a destructor saw while running on a worker thread
+    /// outside any green thread.
+    static SEEN_ON_WORKER: std::cell::RefCell<Option<greenhouse::greenlet::Greenlet<()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Its destructor uses greenlets wherever it runs.
+struct UsesGreenletsOnDrop;
+impl Drop for UsesGreenletsOnDrop {
+    fn drop(&mut self) {
+        let main = greenhouse::greenlet::current::<()>();
+        SEEN_ON_WORKER.with(|s| *s.borrow_mut() = Some(main));
+    }
+}
+
+/// Its destructor creates a value of `LATE_GREENLET_USER` after the green
+/// thread's green-locals were taken: that one is dropped by the worker.
+struct MakesLateGreenletUser;
+impl Drop for MakesLateGreenletUser {
+    fn drop(&mut self) {
+        LATE_GREENLET_USER.with(|_| ());
+    }
+}
+
+greenhouse::green_local! {
+    static MAKES_LATE_GREENLET_USER: MakesLateGreenletUser = MakesLateGreenletUser;
+    static LATE_GREENLET_USER: UsesGreenletsOnDrop = UsesGreenletsOnDrop;
+}
+
+/// A destructor run by a worker outside any green thread may make the
+/// worker a greenlet state of its own; the next green thread on that worker
+/// must still get a state of its own, not the worker's.
+#[test]
+fn greenlets_used_on_a_worker_outside_green_threads_never_leak_into_the_next_one() {
+    rt(1).run(|| {
+        thread::spawn(|| MAKES_LATE_GREENLET_USER.with(|_| ()))
+            .join()
+            .unwrap();
+        // Same (only) worker.
+        let next = thread::spawn(|| {
+            let seen = SEEN_ON_WORKER.with(|s| s.borrow().clone());
+            let mine = greenhouse::greenlet::current::<()>();
+            (seen.is_some(), seen.is_some_and(|s| s == mine))
+        });
+        let (destructor_ran, same) = next.join().unwrap();
+        assert!(
+            destructor_ran,
+            "the late green-local was not dropped on the worker"
+        );
+        assert!(!same, "a green thread saw the worker's greenlet state");
+    });
 }

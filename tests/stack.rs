@@ -133,6 +133,57 @@ fn overflow_helper() {
                 .unwrap();
             let _ = g.send(());
         }
+        "generator_resumed" => {
+            // Overflow on a later resume: a resume installs no record of its
+            // own; the handler finds the generator's through the body's
+            // greenlet context, made on the first resume.
+            let mut g = GenBuilder::new()
+                .stack_size(64 * 1024)
+                .create(|y: &greenhouse::generator::Yielder<u64, u64>| {
+                    let n = y.yield_(1);
+                    let n = y.yield_(n + 1);
+                    y.yield_(recurse(n, &mut [0; 1024]))
+                })
+                .unwrap();
+            let n = g.send(0).unwrap();
+            let n = g.send(n).unwrap();
+            let _ = g.send(n);
+        }
+        "generator_in_generator" => {
+            // The inner one's stack (64 KiB), not the outer one's (128 KiB).
+            let mut outer = GenBuilder::new()
+                .stack_size(128 * 1024)
+                .create(|y: &greenhouse::generator::Yielder<u64>| {
+                    let mut inner = GenBuilder::new()
+                        .stack_size(64 * 1024)
+                        .create(|y: &greenhouse::generator::Yielder<u64>| {
+                            y.yield_(1);
+                            y.yield_(recurse(1, &mut [0; 1024]))
+                        })
+                        .unwrap();
+                    y.yield_(inner.next().unwrap());
+                    y.yield_(inner.next().unwrap());
+                })
+                .unwrap();
+            outer.next();
+            outer.next();
+        }
+        "generator_in_green_thread" => {
+            // The green thread's record is installed (by its worker); the
+            // fault is in the generator's guard page, found through the
+            // generator body's context.
+            greenhouse::run(|| {
+                let mut g = GenBuilder::new()
+                    .stack_size(64 * 1024)
+                    .create(|y: &greenhouse::generator::Yielder<u64>| {
+                        y.yield_(1);
+                        y.yield_(recurse(1, &mut [0; 1024]))
+                    })
+                    .unwrap();
+                g.next();
+                g.next();
+            });
+        }
         other => panic!("unknown mode {other}"),
     }
     unreachable!("the overflow must abort the process");
@@ -212,6 +263,30 @@ fn overflow_while_a_dropped_greenlet_unwinds_names_it() {
 fn generator_overflow_is_reported_and_aborts() {
     assert_overflow_report(
         "generator",
+        "'<generator>' has overflowed its stack (64 KiB)",
+    );
+}
+
+#[test]
+fn generator_overflow_on_a_later_resume_is_reported() {
+    assert_overflow_report(
+        "generator_resumed",
+        "'<generator>' has overflowed its stack (64 KiB)",
+    );
+}
+
+#[test]
+fn overflow_of_a_generator_inside_a_generator_names_the_inner_stack() {
+    assert_overflow_report(
+        "generator_in_generator",
+        "'<generator>' has overflowed its stack (64 KiB)",
+    );
+}
+
+#[test]
+fn overflow_of_a_generator_inside_a_green_thread_is_reported() {
+    assert_overflow_report(
+        "generator_in_green_thread",
         "'<generator>' has overflowed its stack (64 KiB)",
     );
 }

@@ -36,20 +36,26 @@ use std::sync::Arc;
 use std::task::Wake;
 use std::time::Instant;
 
+use crate::stack::StackRecord;
+
 use super::task::{Suspend, Task, TaskPtr, TaskRef, WaitReason, PARKED, RUNNING, SCHEDULED};
 
 /// The green thread running on this OS thread (a pointer to its `Task`
-/// inside the `Arc` the worker holds while it runs), and the
-/// `stack::depth()` at which its own code runs.
+/// inside the `Arc` the worker holds while it runs), and the usable range
+/// of its own stack, `[low, low + size)`: code whose frame is in that range
+/// runs on the green thread's own stack, anything else (a greenlet or
+/// generator it resumed, each on a stack of its own) is nested in it.
 #[derive(Clone, Copy)]
 struct Current {
     task: Option<NonNull<Task>>,
-    depth: usize,
+    low: usize,
+    size: usize,
 }
 
 const NO_TASK: Current = Current {
     task: None,
-    depth: 0,
+    low: 0,
+    size: 0,
 };
 
 thread_local! {
@@ -63,13 +69,15 @@ thread_local! {
 pub(crate) struct EnterTask(());
 
 impl EnterTask {
-    /// `task` must stay alive until the returned guard is dropped.
+    /// `task` must stay alive until the returned guard is dropped; `record`
+    /// is the record of the stack its coroutine runs on.
     #[inline(always)]
-    pub(crate) fn new(task: &Task) -> EnterTask {
-        // The task's code runs one coroutine deeper than the worker loop.
+    pub(crate) fn new(task: &Task, record: &StackRecord) -> EnterTask {
+        let (low, size) = record.usable();
         let now = Current {
             task: Some(NonNull::from(task)),
-            depth: crate::stack::depth() + 1,
+            low,
+            size,
         };
         CURRENT.with(|c| c.set(now));
         EnterTask(())
@@ -102,8 +110,11 @@ pub(crate) fn current_task() -> Option<&'static Task> {
 fn current_with_own_stack() -> Option<(&'static Task, bool)> {
     let c = CURRENT.with(|c| c.get());
     let p = c.task?;
+    // Greenlets and generators run on stacks of their own, never inside the
+    // green thread's: the caller's frame tells whose stack it is on.
+    let own = crate::stack::here().wrapping_sub(c.low) < c.size;
     // SAFETY: as in current_task.
-    Some((unsafe { p.as_ref() }, c.depth == crate::stack::depth()))
+    Some((unsafe { p.as_ref() }, own))
 }
 
 /// The green thread running on this OS thread if we are on its own stack
@@ -403,51 +414,61 @@ fn cancel_slow(task: &Task) {
 /// Parks the caller until unparked, `deadline` passes, or (spuriously) at any
 /// time; unwinds instead of returning when the caller is cancelled.
 pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) {
-    park_until_inner(deadline, reason, false)
+    park_until_inner(deadline, reason, false);
 }
 
 /// `park_until` for a caller that has just read the clock and seen
-/// `deadline` still ahead (sleep): skips reading it again.
-pub(crate) fn park_until_future(deadline: Instant, reason: WaitReason) {
+/// `deadline` still ahead (sleep): skips reading it again. Returns true
+/// when it is known that `deadline` has passed (the worker's timer woke
+/// this green thread for it), so the caller need not read the clock.
+pub(crate) fn park_until_future(deadline: Instant, reason: WaitReason) -> bool {
     park_until_inner(Some(deadline), reason, true)
 }
 
+/// Returns whether the park's own deadline is known to have passed (see
+/// `park_until_future`); false when not known.
 #[inline]
-fn park_until_inner(deadline: Option<Instant>, reason: WaitReason, future: bool) {
+fn park_until_inner(deadline: Option<Instant>, reason: WaitReason, future: bool) -> bool {
     let Some((task, own_stack)) = current_with_own_stack() else {
         check_cancel();
         let deadline = min_deadline(deadline, OS_TIMEOUTS.with(|t| t.borrow().earliest()));
         park_os(None, deadline, reason);
         check_cancel();
-        return;
+        return false;
     };
     check_cancel_task(task);
     // SAFETY: the running task on its owner thread (see with_timeouts).
     let scopes = unsafe { &task.local_mut().timeouts };
-    let (deadline, future) = if scopes.scopes.is_empty() {
+    let own_deadline = scopes.scopes.is_empty();
+    let (deadline, future) = if own_deadline {
         (deadline, future)
     } else {
         // A scope's deadline may already have passed: check the clock.
         (min_deadline(deadline, scopes.earliest()), false)
     };
-    if own_stack && !std::thread::panicking() {
-        park_green(task, deadline, reason, future);
+    let passed = if own_stack && !std::thread::panicking() {
+        park_green(task, deadline, reason, future)
     } else {
         park_os(Some(task), deadline, reason);
-    }
+        false
+    };
     check_cancel_task(task);
+    // With a scope, the deadline that passed may be the scope's.
+    passed && own_deadline
 }
 
+/// Returns true when the worker's timer saw `deadline` pass (see
+/// `TaskLocal::deadline_passed`).
 #[inline]
-fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason, future: bool) {
+fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason, future: bool) -> bool {
     // A token left by an earlier unpark: consume it and return. (Checked
     // again by the worker after the suspension; this only saves a switch.)
     if task.notified.load(Relaxed) && task.notified.swap(false, SeqCst) {
-        return;
+        return false;
     }
     if let Some(d) = deadline {
         if !future && d <= Instant::now() {
-            return;
+            return true;
         }
     }
     task.reason.store(reason as u8, Relaxed);
@@ -456,6 +477,9 @@ fn park_green(task: &Task, deadline: Option<Instant>, reason: WaitReason, future
     // ours to clear.
     task.notified.swap(false, SeqCst);
     task.reason.store(WaitReason::None as u8, Relaxed);
+    // SAFETY: the running task on its own stack, its owner's thread; no
+    // other reference into `local` is live.
+    std::mem::take(&mut unsafe { task.local_mut() }.deadline_passed)
 }
 
 /// Switches from the running task (on its own stack) back to its worker.

@@ -19,6 +19,8 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
+use crate::address_runs::{AddressRuns, Addressed};
+
 const CLASS_BYTES: usize = 64;
 /// Alignment of pooled blocks: what `malloc` gives without `memalign`.
 const CLASS_ALIGN: usize = 16;
@@ -61,7 +63,26 @@ thread_local! {
     static LOCAL: RefCell<Classes> = const { RefCell::new(Classes::new()) };
 }
 
-static SHARED: Mutex<Classes> = Mutex::new(Classes::new());
+/// The shared pool: per class, the runs of free blocks threads spilled,
+/// handed out lowest addresses first (see [`crate::address_runs`]; the
+/// stack pool keeps its shared half the same way). Only ever the static
+/// below, which is never dropped: blocks leave it through `refill` and
+/// `trim`.
+static SHARED: Mutex<SharedClasses> = Mutex::new(SharedClasses::new());
+
+struct SharedClasses([AddressRuns<Block>; CLASSES]);
+
+impl SharedClasses {
+    const fn new() -> SharedClasses {
+        SharedClasses([const { AddressRuns::new() }; CLASSES])
+    }
+}
+
+impl Addressed for Block {
+    fn address(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
 
 /// The class serving `layout`, if pooled.
 #[inline]
@@ -103,11 +124,10 @@ pub(crate) fn alloc_record(layout: Layout) -> NonNull<u8> {
 
 #[cold]
 fn refill(local: &mut Vec<Block>, class: usize) {
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    let from = &mut shared.0[class];
-    let n = from.len().min(BATCH);
-    let start = from.len() - n;
-    local.extend(from.drain(start..));
+    let run = SHARED.lock().unwrap_or_else(|e| e.into_inner()).0[class].take_lowest();
+    if let Some(run) = run {
+        local.extend(run);
+    }
 }
 
 fn system_alloc(layout: Layout) -> NonNull<u8> {
@@ -144,9 +164,10 @@ pub(crate) unsafe fn free_record(p: NonNull<u8>, layout: Layout) {
 
 #[cold]
 fn spill(local: &mut Vec<Block>, class: usize) {
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     let start = local.len() - BATCH;
-    shared.0[class].extend(local.drain(start..));
+    let mut run: Vec<Block> = local.drain(start..).collect();
+    AddressRuns::sort(&mut run); // outside the lock
+    SHARED.lock().unwrap_or_else(|e| e.into_inner()).0[class].push(run);
 }
 
 /// Whether this thread's pool or the shared one holds more than [`trim`]
@@ -154,7 +175,10 @@ fn spill(local: &mut Vec<Block>, class: usize) {
 pub(crate) fn has_surplus() -> bool {
     let over = |c: &Classes| c.0.iter().any(|v| v.len() > KEEP_WHEN_IDLE);
     LOCAL.try_with(|l| over(&l.borrow())).unwrap_or(false)
-        || SHARED.lock().map(|s| over(&s)).unwrap_or(false)
+        || SHARED
+            .lock()
+            .map(|s| s.0.iter().any(|runs| runs.len() > KEEP_WHEN_IDLE))
+            .unwrap_or(false)
 }
 
 /// Returns surplus free blocks (beyond [`KEEP_WHEN_IDLE`] per class, in this
@@ -170,7 +194,15 @@ pub(crate) fn trim() {
         }
         out
     };
-    let shared = surplus(&mut SHARED.lock().unwrap_or_else(|e| e.into_inner()));
+    let shared = {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Classes::new();
+        for (runs, to) in shared.0.iter_mut().zip(out.0.iter_mut()) {
+            // Keeps the blocks with the lowest addresses.
+            to.extend(runs.keep_lowest(KEEP_WHEN_IDLE).into_iter().flatten());
+        }
+        out
+    };
     drop(shared); // Classes::drop frees the blocks
     let _ = LOCAL.try_with(|l| drop(surplus(&mut l.borrow_mut())));
 }
@@ -209,6 +241,53 @@ mod tests {
     }
 
     #[test]
+    fn blocks_come_back_from_the_shared_pool_in_address_order() {
+        // A class no other test uses.
+        let layout = Layout::from_size_align(700, 8).unwrap();
+        let class = class_of(layout).unwrap();
+        let n = LOCAL_MAX + 2 * BATCH;
+        let blocks: Vec<usize> = (0..n)
+            .map(|_| alloc_record(layout).as_ptr() as usize)
+            .collect();
+        // Freed shuffled on another thread: it keeps LOCAL_MAX and spills
+        // two runs of BATCH (the rest is freed when it exits).
+        let order: Vec<usize> = (0..n).map(|i| blocks[(i * 389) % n]).collect();
+        let blocks: std::collections::HashSet<usize> = blocks.into_iter().collect();
+        std::thread::spawn(move || {
+            for b in order {
+                // SAFETY: allocated above with `layout`, freed once.
+                unsafe { free_record(NonNull::new(b as *mut u8).unwrap(), layout) };
+            }
+        })
+        .join()
+        .unwrap();
+        let taken: Vec<usize> = std::thread::spawn(move || {
+            let v: Vec<usize> = (0..BATCH)
+                .map(|_| alloc_record(layout).as_ptr() as usize)
+                .collect();
+            for &b in &v {
+                // SAFETY: as above.
+                unsafe { free_record(NonNull::new(b as *mut u8).unwrap(), layout) };
+            }
+            v
+        })
+        .join()
+        .unwrap();
+        // One run, ascending, the one holding the lowest address. (Another
+        // test's `trim` may cut the shared runs to KEEP_WHEN_IDLE blocks:
+        // only the blocks that came from the pool count.)
+        let pooled: Vec<usize> = taken
+            .iter()
+            .copied()
+            .take_while(|b| blocks.contains(b))
+            .collect();
+        assert!(!pooled.is_empty());
+        assert!(pooled.windows(2).all(|w| w[0] < w[1]));
+        let shared = SHARED.lock().unwrap();
+        assert!(shared.0[class].iter().all(|b| b.address() > taken[0]));
+    }
+
+    #[test]
     fn big_or_overaligned_records_bypass_the_pools() {
         assert_eq!(
             class_of(Layout::from_size_align(MAX_POOLED + 1, 8).unwrap()),
@@ -240,8 +319,9 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(SHARED.lock().unwrap().0[class_of(layout).unwrap()].len() >= BATCH);
+        let class = class_of(layout).unwrap();
+        assert!(SHARED.lock().unwrap().0[class].len() >= BATCH);
         trim();
-        assert!(SHARED.lock().unwrap().0[class_of(layout).unwrap()].len() <= KEEP_WHEN_IDLE);
+        assert!(SHARED.lock().unwrap().0[class].len() <= KEEP_WHEN_IDLE);
     }
 }

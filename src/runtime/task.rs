@@ -26,9 +26,16 @@
 //! - The join slot (`join_waker`) is written only by the one joiner (the
 //!   `JoinHandle`'s owner) while `join_state` is EMPTY, and read only by the
 //!   finisher after it swapped WAITING → DONE.
+//! - `co`, `local` and `join_waker` are `ManuallyDrop`. A task that finishes
+//!   through its owner worker is torn down first (`tear_down`: `co` is
+//!   Finished, `local`'s values taken and dropped on the owner's thread,
+//!   `torn_down` set) and its join slot is empty once DONE, so freeing it
+//!   drops neither; a task freed without finishing (dropped from a queue
+//!   unstarted) drops all three when freed.
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::Arc;
@@ -169,6 +176,14 @@ impl<B: GreenBody> TaskCell<B> {
     /// last reference to it is gone.
     unsafe fn dealloc_raw(t: NonNull<Task>) {
         let p = t.as_ptr() as *mut TaskCell<B>;
+        let header = &mut (*p).header;
+        if !header.torn_down.load(Relaxed) {
+            // Never finished by its owner (dropped unstarted, at shutdown).
+            ManuallyDrop::drop(header.co.get_mut());
+            ManuallyDrop::drop(header.local.get_mut());
+            ManuallyDrop::drop(header.join_waker.get_mut());
+        }
+        // The rest: `name`, `shared`, and the body.
         std::ptr::drop_in_place(p);
         super::records::free_record(t.cast(), Layout::new::<TaskCell<B>>());
     }
@@ -184,15 +199,17 @@ unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
-    /// Allocates a green thread; returns it and a pointer to its body, valid
-    /// while any reference to the task lives.
+    /// Allocates a green thread; returns two references to it (one for the
+    /// run queue, one for its join handle: counted at creation rather than
+    /// by a clone, which would be a locked instruction on every spawn) and
+    /// a pointer to its body, valid while any reference to the task lives.
     pub(crate) fn new<B: GreenBody>(
         id: u64,
         name: Option<Box<str>>,
         shared: Arc<Shared>,
         stack: Stack,
         body: B,
-    ) -> (TaskRef, *const B) {
+    ) -> (TaskRef, TaskRef, *const B) {
         // Built in place: a `Box::new` of the whole cell would build it on
         // the stack and copy a few hundred bytes.
         let p = super::records::alloc_record(Layout::new::<TaskCell<B>>())
@@ -211,7 +228,8 @@ impl TaskRef {
             ));
             addr_of_mut!((*p).body).write(body);
             let body: *const B = addr_of!((*p).body);
-            (TaskRef(NonNull::new_unchecked(p).cast::<Task>()), body)
+            let t = NonNull::new_unchecked(p).cast::<Task>();
+            (TaskRef(t), TaskRef(t), body)
         }
     }
 
@@ -316,6 +334,10 @@ pub(crate) struct TaskLocal {
     pub(crate) parked: bool,
     /// Deadline of the current (or last) park.
     pub(crate) park_deadline: Option<Instant>,
+    /// The worker's timer saw `park_deadline` pass while the task was
+    /// parked (set before it unparks it, taken when the park returns): a
+    /// sleep need not read the clock again to know it is over.
+    pub(crate) deadline_passed: bool,
     /// Sequence number of the task's live timer entry; older entries are stale.
     pub(crate) timer_seq: u32,
     /// Deadline of the task's live timer entry, if one is armed.
@@ -326,7 +348,14 @@ pub(crate) struct TaskLocal {
     pub(crate) sp_hint: usize,
 }
 
-/// One green thread's header (see the module docs). Hot fields first.
+/// One green thread's header (see the module docs).
+///
+/// Laid out for the two threads that touch a finished task: its joiner
+/// (often on another worker) reads only the first cache line (`refs`,
+/// `join_state`, and what freeing the task drops: `vtable`, `name`,
+/// `shared`) and the result in the body; `co`, `local` and `join_waker`
+/// are emptied by the owner worker when the task finishes (`tear_down`)
+/// and then not read again, so freeing it does not pull them over.
 #[repr(C)]
 pub(crate) struct Task {
     refs: AtomicUsize,
@@ -339,17 +368,20 @@ pub(crate) struct Task {
     pub(crate) os_blocked: AtomicBool,
     pub(crate) reason: AtomicU8,
     join_state: AtomicU8,
+    /// Set by `tear_down`: `co`, `local` and `join_waker` hold nothing to
+    /// drop.
+    torn_down: AtomicBool,
     vtable: &'static Vtable,
     pub(crate) id: u64,
-    co: UnsafeCell<Co>,
-    local: UnsafeCell<TaskLocal>,
-    pub(crate) name: Option<Box<str>>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) name: Option<Box<str>>,
+    co: UnsafeCell<ManuallyDrop<Co>>,
+    local: UnsafeCell<ManuallyDrop<TaskLocal>>,
     /// Worker that first ran this task (usize::MAX before that).
     pub(crate) owner: AtomicUsize,
     /// Who registered `join_waker` (a green or OS thread id).
     joiner_id: AtomicU64,
-    join_waker: UnsafeCell<Option<Unparker>>,
+    join_waker: UnsafeCell<ManuallyDrop<Option<Unparker>>>,
 }
 
 // SAFETY: every field but `co`, `local` and `join_waker` is Send + Sync.
@@ -375,17 +407,21 @@ impl Task {
         vtable: &'static Vtable,
     ) -> Task {
         Task {
-            refs: AtomicUsize::new(1),
+            // The two references `TaskRef::new` returns.
+            refs: AtomicUsize::new(2),
             state: AtomicU8::new(NEW),
             notified: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             os_blocked: AtomicBool::new(false),
             reason: AtomicU8::new(0),
             join_state: AtomicU8::new(JOIN_EMPTY),
+            torn_down: AtomicBool::new(false),
             vtable,
             id,
-            co: UnsafeCell::new(Co::Unstarted(stack)),
-            local: UnsafeCell::new(TaskLocal {
+            shared,
+            name,
+            co: UnsafeCell::new(ManuallyDrop::new(Co::Unstarted(stack))),
+            local: UnsafeCell::new(ManuallyDrop::new(TaskLocal {
                 yielder: std::ptr::null(),
                 locals: super::local::LocalMap::new(),
                 timeouts: super::park::Timeouts::new(),
@@ -393,16 +429,15 @@ impl Task {
                 slot: usize::MAX,
                 parked: false,
                 park_deadline: None,
+                deadline_passed: false,
                 timer_seq: 0,
                 timer_armed: None,
                 stack_top: 0,
                 sp_hint: 0,
-            }),
-            name,
-            shared,
+            })),
             owner: AtomicUsize::new(usize::MAX),
             joiner_id: AtomicU64::new(0),
-            join_waker: UnsafeCell::new(None),
+            join_waker: UnsafeCell::new(ManuallyDrop::new(None)),
         }
     }
 
@@ -455,6 +490,32 @@ impl Task {
     #[inline]
     pub(crate) unsafe fn co_mut(&self) -> &mut Co {
         &mut *self.co.get()
+    }
+
+    /// Empties what only the owner worker touches (`co`, `local`) before
+    /// the task is marked finished, so that whoever frees it need not read
+    /// them: their values are dropped here, on the owner's thread (where a
+    /// green thread's `!Send` leftovers belong). Stale timer entries may
+    /// still read `local`'s plain fields afterwards; those stay valid.
+    ///
+    /// # Safety
+    /// The caller is the owner worker (or holds the unstarted task alone),
+    /// the task's coroutine has finished or never started (`co` is
+    /// `Finished`), and `finish` has not been called yet.
+    pub(crate) unsafe fn tear_down(&self) {
+        let local = self.local_mut();
+        drop(local.locals.take());
+        drop(std::mem::replace(
+            &mut local.timeouts,
+            super::park::Timeouts::new(),
+        ));
+        drop(std::mem::take(&mut local.greenlets));
+        debug_assert!(matches!(self.co_mut(), Co::Finished));
+        // `join_waker` holds nothing once `finish` has run: it takes a
+        // registered waker, and a joiner that finds the task done registers
+        // none. Published to the freeing thread by `finish`'s release and
+        // the last reference's acquire.
+        self.torn_down.store(true, Relaxed);
     }
 
     /// Whether the task has finished (returned, panicked, been killed).
@@ -518,7 +579,7 @@ impl Task {
         // SAFETY: join_state is EMPTY, so the finisher will not read the slot
         // (it only does after swapping WAITING → DONE), and we are the one
         // joiner (module invariants).
-        unsafe { *self.join_waker.get() = Some(make()) };
+        unsafe { **self.join_waker.get() = Some(make()) };
         self.joiner_id.store(me, Relaxed);
         if self
             .join_state
@@ -527,7 +588,7 @@ impl Task {
         {
             // Finished meanwhile; the finisher saw EMPTY and left the slot.
             // SAFETY: as above.
-            unsafe { *self.join_waker.get() = None };
+            unsafe { **self.join_waker.get() = None };
             return false;
         }
         true
@@ -540,7 +601,7 @@ impl Task {
             // SAFETY: we swapped WAITING → DONE: the joiner wrote the slot
             // before publishing WAITING (Release, acquired by the swap) and
             // will not touch it again.
-            if let Some(u) = unsafe { (*self.join_waker.get()).take() } {
+            if let Some(u) = unsafe { (**self.join_waker.get()).take() } {
                 u.unpark();
             }
         }

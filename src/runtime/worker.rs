@@ -37,6 +37,8 @@ use super::timer::{Entry, Wheel};
 use crate::stack::OnRecord;
 
 pub(crate) const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
+/// The worker's timerfd (no socket has this token: `IoSlab` skips it).
+const TIMER_TOKEN: mio::Token = mio::Token(usize::MAX - 1);
 /// How many tasks a worker runs between checks of its inbox, timers and
 /// sockets when it always has ready work (tokio's "event interval").
 const MAINTENANCE_INTERVAL: u32 = 61;
@@ -106,6 +108,9 @@ pub(crate) struct WorkerStats {
     pub(crate) unparks: AtomicU64,
     pub(crate) timed_parks: AtomicU64,
     pub(crate) timed_unparks: AtomicU64,
+    /// Unstarted tasks the worker holds privately (`new_ahead`: hand-offs
+    /// taken, and the next few of its own deque), as of its last change.
+    pub(crate) ahead: AtomicU64,
 }
 
 /// Adds one to a counter only this thread writes.
@@ -290,7 +295,18 @@ impl Shared {
         match local_ctx() {
             Some(ctx) if Arc::ptr_eq(&ctx.shared, self) => {
                 bump(&self.workers[ctx.index].stats.spawned);
-                if let Some(i) = self.idle_lighter_worker(ctx.index, ctx.new.len()) {
+                // With unstarted green threads already queued here, an idle
+                // worker is woken below and steals; only a lone spawn (which
+                // a spinning worker leaves alone) is worth handing off. This
+                // also keeps a burst of spawns from reading the other
+                // workers' counters, which they write on every switch.
+                let queued = ctx.new.len();
+                if queued > 0 {
+                    ctx.new.push(task);
+                    self.wake_one_sleeper(Some(ctx.index));
+                    return;
+                }
+                if let Some(i) = self.idle_lighter_worker(ctx.index) {
                     // A started green thread never moves: one that lands on a
                     // loaded worker stays there (a server's connections all
                     // on the accept loop's worker while the other idles).
@@ -302,9 +318,6 @@ impl Shared {
                     return;
                 }
                 ctx.new.push(task);
-                if ctx.new.len() > 1 {
-                    self.wake_one_sleeper(Some(ctx.index));
-                }
             }
             _ => {
                 self.foreign_spawned.fetch_add(1, SeqCst);
@@ -314,18 +327,17 @@ impl Shared {
         }
     }
 
-    /// An idle worker that owns (or has been handed) more than HANDOFF_MARGIN
-    /// fewer green threads than worker `me`, which is spawning one with
-    /// `queued` unstarted ones already waiting in its deque.
+    /// An idle worker that owns more than HANDOFF_MARGIN fewer green threads
+    /// than worker `me`, which is spawning one with none queued unstarted.
     #[inline]
-    fn idle_lighter_worker(&self, me: usize, queued: usize) -> Option<usize> {
+    fn idle_lighter_worker(&self, me: usize) -> Option<usize> {
         let owned = |w: &WorkerShared| {
             w.stats
                 .started
                 .load(Relaxed)
                 .saturating_sub(w.stats.finished.load(Relaxed))
         };
-        let mine = owned(&self.workers[me]) + queued as u64;
+        let mine = owned(&self.workers[me]);
         if mine <= HANDOFF_MARGIN || self.workers.len() == 1 {
             return None;
         }
@@ -334,7 +346,16 @@ impl Shared {
             // Idle: asleep in its poll, or between tasks (it looks at its
             // hand-off queue before it sleeps).
             let idle = w.sleeping.load(Relaxed) || w.stats.running.load(Relaxed).is_null();
-            i != me && idle && owned(w) + w.handoff.len() as u64 + HANDOFF_MARGIN < mine
+            // At most one hand-off in flight per worker, and none to a worker
+            // with unstarted tasks of its own: hand-offs cannot be stolen,
+            // so in a burst of spawns a backlog of them would leave this
+            // worker idle at the end while that one still starts them.
+            // The rest of a burst goes to the spawner's stealable deque.
+            i != me
+                && idle
+                && w.handoff.is_empty()
+                && w.stats.ahead.load(Relaxed) == 0
+                && owned(w) + HANDOFF_MARGIN < mine
         })
     }
 
@@ -692,9 +713,11 @@ pub(crate) fn run_worker(index: usize, shared: Arc<Shared>, new: Deque<TaskRef>,
         limbo: RefCell::new(Vec::new()),
     };
     WORKER.with(|w| w.set(&ctx as *const WorkerCtx));
+    let clock = TimerFd::new(poll.registry());
     let mut worker = Worker {
         ctx: &ctx,
         me: &shared.workers[index],
+        clock,
         poll,
         events: mio::Events::with_capacity(1024),
         due: Vec::new(),
@@ -730,6 +753,97 @@ struct Worker<'a> {
     census_seen: u64,
     /// Ran a task since it last spun looking for work.
     worked: bool,
+    /// Wakes the poll at the next timer's deadline to the nanosecond (the
+    /// poll's own timeout is in milliseconds, rounded up).
+    clock: Option<TimerFd>,
+}
+
+/// A timerfd registered in a worker's poll, and the deadline it is set to.
+///
+/// A blocked worker's wake-up at its next timer is what a sleep's lateness
+/// is made of: `epoll_wait`'s timeout is whole milliseconds, rounded up, so
+/// a timer due in 0.2 ms woke the worker up to a millisecond late. Setting
+/// the timerfd costs a system call only when the deadline changes;
+/// setting it also clears a stale expiry (epoll rechecks readiness before
+/// it reports an event), so an expiry that came while the worker was busy
+/// is not reported later. (Not on other systems: there, `clock` is None
+/// and the poll's timeout alone wakes the worker.)
+struct TimerFd {
+    fd: std::os::fd::OwnedFd,
+    set_for: Option<Instant>,
+}
+
+impl TimerFd {
+    #[cfg(target_os = "linux")]
+    fn new(registry: &mio::Registry) -> Option<TimerFd> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: plain system call; a non-negative result is a new fd that
+        // only this OwnedFd owns.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: as above.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        registry
+            .register(
+                &mut mio::unix::SourceFd(&fd.as_raw_fd()),
+                TIMER_TOKEN,
+                mio::Interest::READABLE,
+            )
+            .ok()?;
+        Some(TimerFd { fd, set_for: None })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new(_: &mio::Registry) -> Option<TimerFd> {
+        None
+    }
+
+    /// Makes the timerfd expire `left` from now, which is `deadline`
+    /// (none: disarmed). Skips the system call when it is set so already.
+    fn set(&mut self, deadline: Option<Instant>, left: Duration) {
+        if self.set_for == deadline {
+            return;
+        }
+        self.set_for = deadline;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // A zero it_value disarms: an expired deadline fires in 1 ns.
+            let left = if deadline.is_some() {
+                left.max(Duration::from_nanos(1))
+            } else {
+                Duration::ZERO
+            };
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                },
+            };
+            // SAFETY: `fd` is an open timerfd this struct owns; `spec` is a
+            // valid itimerspec and the old-value pointer may be null.
+            let r = unsafe {
+                libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+            };
+            if r != 0 {
+                // The poll's millisecond timeout still wakes the worker.
+                self.set_for = None;
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = left;
+    }
 }
 
 impl Worker<'_> {
@@ -804,6 +918,16 @@ impl Worker<'_> {
         Some(Next::Ready(p))
     }
 
+    /// Tells spawners how many unstarted tasks this worker holds privately
+    /// (see `Shared::idle_lighter_worker`).
+    #[inline]
+    fn publish_ahead(&self) {
+        let n = self.new_ahead.len() as u64;
+        if self.me.stats.ahead.load(Relaxed) != n {
+            self.me.stats.ahead.store(n, Relaxed);
+        }
+    }
+
     #[inline]
     fn new_available(&self) -> bool {
         !self.new_ahead.is_empty() || !self.ctx.new.is_empty()
@@ -824,6 +948,7 @@ impl Worker<'_> {
             prefetch_lines::<HEADER_LINES>(&*next as *const Task as usize);
             self.new_ahead.push_back(next);
         }
+        self.publish_ahead();
         if let Some(next) = self.new_ahead.front() {
             // SAFETY: an unstarted task this worker holds alone (in
             // `new_ahead`); only reading where its stack is.
@@ -980,6 +1105,7 @@ impl Worker<'_> {
                 Steal::Empty => break,
             }
         }
+        self.publish_ahead();
         if !self.swept && shared.shutting_down.load(SeqCst) {
             self.swept = true;
             // Shutdown: kill every green thread this worker started. (Ones
@@ -1051,6 +1177,7 @@ impl Worker<'_> {
             }
             match local.park_deadline {
                 Some(d) if d <= now => {
+                    local.deadline_passed = true;
                     task.unpark();
                     woke = true;
                 }
@@ -1124,12 +1251,13 @@ impl Worker<'_> {
             self.maintenance(Some(Duration::ZERO));
             return;
         }
-        let mut timeout = self
-            .ctx
-            .timers
-            .borrow()
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
+        let next = self.ctx.timers.borrow().next_deadline();
+        let mut timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+        if let Some(clock) = &mut self.clock {
+            // The timerfd wakes the poll in time; the poll's timeout
+            // (milliseconds, rounded up) stays as a fallback.
+            clock.set(next, timeout.unwrap_or_default());
+        }
         // Stacks and task records pooled during a burst are released once the
         // worker has been idle for a while (stack::trim_pool, records::trim);
         // so are finished tasks kept for a reader.
@@ -1178,10 +1306,19 @@ impl Worker<'_> {
             .running
             .store(task as *const Task as *mut Task, Relaxed);
         // The task's greenlet state goes in for the resume (the worker's own,
-        // empty, waits in its place) and comes back out after.
-        unsafe { task.local_mut() }.greenlets.swap_with_running();
+        // empty, waits in its place) and comes back out after. Most green
+        // threads never use greenlets: swapping empty for empty is skipped.
+        // The worker's own state is empty unless code run on it outside any
+        // green thread (a leftover green-local's destructor in `tear_down`)
+        // used greenlets: then it is swapped out like any other, so the task
+        // never sees it.
+        let greenlets = &mut unsafe { task.local_mut() }.greenlets;
+        let swapped = !greenlets.is_empty() || !crate::greenlet::thread_state_is_empty();
+        if swapped {
+            greenlets.swap_with_running();
+        }
         let result = {
-            let _enter = EnterTask::new(task);
+            let _enter = EnterTask::new(task, record);
             let _stack = OnRecord::enter(record);
             loop {
                 let r = co.resume(());
@@ -1202,7 +1339,11 @@ impl Worker<'_> {
                 break r;
             }
         };
-        unsafe { task.local_mut() }.greenlets.swap_with_running();
+        if swapped || !crate::greenlet::thread_state_is_empty() {
+            // The task holds the worker's state now (or made one of its own
+            // while the worker's was empty): swap back.
+            unsafe { task.local_mut() }.greenlets.swap_with_running();
+        }
         stats.running.store(std::ptr::null_mut(), Release);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
@@ -1250,6 +1391,8 @@ impl Worker<'_> {
             // SAFETY: as above.
             unsafe { task.discard_body() };
             crate::stack::give(stack);
+            // SAFETY: as above; `co` is Finished, the task not finished.
+            unsafe { task.tear_down() };
             task.finish();
             self.count_finished();
             return None;
@@ -1274,6 +1417,9 @@ impl Worker<'_> {
     fn finish_started(&self, task: &Task) {
         debug_assert_ne!(task.state.load(Relaxed), DONE);
         debug_assert_ne!(task.state.load(Relaxed), PARKED);
+        // SAFETY: owner worker; the coroutine returned (`co` is Finished)
+        // and the task is not marked finished yet.
+        unsafe { task.tear_down() };
         task.finish();
         self.count_finished();
         // SAFETY: owner worker, the task has finished running.
@@ -1307,5 +1453,41 @@ impl Drop for Worker<'_> {
         self.ctx.limbo.borrow_mut().clear();
         self.new_ahead.clear();
         drop(self.ctx.ready.take_all());
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn events_of(poll: &mut mio::Poll, timeout: Option<Duration>) -> Vec<mio::Token> {
+        let mut events = mio::Events::with_capacity(8);
+        poll.poll(&mut events, timeout).unwrap();
+        events.iter().map(|e| e.token()).collect()
+    }
+
+    #[test]
+    fn the_timerfd_wakes_the_poll_at_its_deadline_not_before_and_not_when_disarmed() {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut clock = TimerFd::new(poll.registry()).expect("timerfd");
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(3);
+        clock.set(Some(deadline), Duration::from_millis(3));
+        // No poll timeout: only the timerfd can end this wait.
+        assert_eq!(events_of(&mut poll, None), [TIMER_TOKEN]);
+        assert!(Instant::now() >= deadline);
+        // Re-set to a later deadline: the expiry above is not reported again
+        // before it.
+        let later = Instant::now() + Duration::from_millis(30);
+        clock.set(Some(later), Duration::from_millis(30));
+        assert_eq!(events_of(&mut poll, None), [TIMER_TOKEN]);
+        assert!(Instant::now() >= later);
+        // Armed, then disarmed before it expires: no event.
+        clock.set(
+            Some(Instant::now() + Duration::from_millis(5)),
+            Duration::from_millis(5),
+        );
+        clock.set(None, Duration::ZERO);
+        assert!(events_of(&mut poll, Some(Duration::from_millis(40))).is_empty());
     }
 }
