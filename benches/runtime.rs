@@ -11,6 +11,9 @@ use criterion::{criterion_group, Criterion};
 use greenhouse::runtime::Runtime;
 use greenhouse::thread;
 
+#[path = "support/parked.rs"]
+mod parked;
+
 fn one_worker() -> Runtime {
     Runtime::builder()
         .workers(1)
@@ -130,30 +133,13 @@ fn vm_rss_kib() -> u64 {
 /// in `sleep` minus RSS before spawning them, divided by 100,000. Counts the
 /// stack pages each touched, its task record and join handle.
 fn rss_per_green_thread() {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::Arc;
     raise_map_limit();
     let rt = Runtime::builder().monitor_threshold(None).build().unwrap();
     let per = rt.run(|| {
-        let started = Arc::new(AtomicUsize::new(0));
         let before = vm_rss_kib();
-        let hs: Vec<_> = (0..SLEEPERS)
-            .map(|_| {
-                let s = started.clone();
-                thread::spawn(move || {
-                    s.fetch_add(1, SeqCst);
-                    thread::sleep(Duration::from_secs(2))
-                })
-            })
-            .collect();
-        while started.load(SeqCst) < SLEEPERS {
-            thread::sleep(Duration::from_millis(5));
-        }
+        let hs = parked::spawn_parked_sleepers(SLEEPERS);
         let during = vm_rss_kib();
-        for h in hs {
-            h.kill();
-            let _ = h.join();
-        }
+        parked::kill_all(hs);
         during.saturating_sub(before) as f64 * 1024.0 / SLEEPERS as f64
     });
     println!("rss_per_sleeping_green_thread: {per:.0} bytes ({SLEEPERS} green threads parked in sleep, cold)");

@@ -69,6 +69,25 @@ fn green_ping_pong(rt: &Runtime, iters: u64, make: fn() -> (Pair, Pair)) -> std:
     })
 }
 
+/// Two green threads yielding to each other `iters` times: the same four
+/// context switches as a ping-pong round trip, without a channel.
+fn yield_pair(rt: &Runtime, iters: u64) -> std::time::Duration {
+    rt.run(move || {
+        let other = thread::spawn(move || {
+            for _ in 0..iters {
+                thread::yield_now();
+            }
+        });
+        let start = Instant::now();
+        for _ in 0..iters {
+            thread::yield_now();
+        }
+        let took = start.elapsed();
+        other.join().unwrap();
+        took
+    })
+}
+
 fn channel_ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_ping_pong");
     let rt = one_worker();
@@ -92,22 +111,7 @@ fn channel_ping_pong(c: &mut Criterion) {
     // The floor: the same four context switches per round trip with no
     // channel at all (two green threads yielding to each other).
     g.bench_function("greenhouse_yield_pair_1_worker_floor", |b| {
-        b.iter_custom(|iters| {
-            rt.run(move || {
-                let other = thread::spawn(move || {
-                    for _ in 0..iters {
-                        thread::yield_now();
-                    }
-                });
-                let start = Instant::now();
-                for _ in 0..iters {
-                    thread::yield_now();
-                }
-                let took = start.elapsed();
-                other.join().unwrap();
-                took
-            })
-        })
+        b.iter_custom(|iters| yield_pair(&rt, iters))
     });
     g.bench_function("std_mpsc_os_threads", |b| {
         b.iter_custom(|iters| {
@@ -233,20 +237,7 @@ fn profile(case: &str) {
         }),
         "unbounded" => green_ping_pong(&rt, iters, || (channel::unbounded(), channel::unbounded())),
         "cross" => cross_worker_ping_pong(&rt, iters),
-        "yield_pair" => rt.run(move || {
-            let other = thread::spawn(move || {
-                for _ in 0..iters {
-                    thread::yield_now();
-                }
-            });
-            let start = Instant::now();
-            for _ in 0..iters {
-                thread::yield_now();
-            }
-            let took = start.elapsed();
-            other.join().unwrap();
-            took
-        }),
+        "yield_pair" => yield_pair(&rt, iters),
         "mutex" => rt.run(move || {
             let m = Mutex::new(0u64);
             let start = Instant::now();
