@@ -23,22 +23,27 @@ use std::time::{Duration, Instant};
 use greenhouse::runtime::Runtime;
 use greenhouse::thread;
 
-#[path = "support/parked.rs"]
-mod parked;
+#[path = "support/sleepers.rs"]
+mod sleepers;
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct we pass.
+/// This process's resource usage so far.
+fn rusage() -> libc::rusage {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage only
+    // writes the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru
+}
+
+fn cpu_time() -> Duration {
+    let ru = rusage();
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Minor and major page faults of the process so far.
 fn faults() -> (i64, i64) {
-    // SAFETY: getrusage only writes the struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ru = rusage();
     (ru.ru_minflt, ru.ru_majflt)
 }
 
@@ -46,7 +51,7 @@ fn faults() -> (i64, i64) {
 /// parked in a 2 s sleep on a runtime of their own, then killed.
 fn park_and_kill(count: usize) {
     let rt = Runtime::builder().monitor_threshold(None).build().unwrap();
-    rt.run(move || parked::kill_all(parked::spawn_parked_sleepers(count)));
+    rt.run(move || sleepers::kill_all(sleepers::spawn_parked_sleepers(count)));
 }
 
 /// VmRSS, VmPTE and VmSize from /proc/self/status.
@@ -188,16 +193,7 @@ fn main() {
             for round in 0..n {
                 let cpu = cpu_time();
                 let flt = faults();
-                let joined = rt.run(move || {
-                    let start = Instant::now();
-                    let hs: Vec<_> = (0..count)
-                        .map(|_| thread::spawn(|| thread::sleep(Duration::from_millis(100))))
-                        .collect();
-                    for h in hs {
-                        h.join().unwrap();
-                    }
-                    start.elapsed()
-                });
+                let joined = rt.run(move || sleepers::all_sleep_100ms(count));
                 let f = faults();
                 println!(
                     "round {round}: {count} sleepers all joined at {:.1} ms; CPU {:.1} ms; \

@@ -11,8 +11,8 @@ use criterion::{criterion_group, Criterion};
 use greenhouse::runtime::Runtime;
 use greenhouse::thread;
 
-#[path = "support/parked.rs"]
-mod parked;
+#[path = "support/sleepers.rs"]
+mod sleepers;
 
 fn one_worker() -> Runtime {
     Runtime::builder()
@@ -103,14 +103,7 @@ fn sleepers(c: &mut Criterion) {
             rt.run(move || {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let start = Instant::now();
-                    let hs: Vec<_> = (0..SLEEPERS)
-                        .map(|_| thread::spawn(|| thread::sleep(Duration::from_millis(100))))
-                        .collect();
-                    for h in hs {
-                        h.join().unwrap();
-                    }
-                    total += start.elapsed();
+                    total += sleepers::all_sleep_100ms(SLEEPERS);
                 }
                 total
             })
@@ -137,9 +130,9 @@ fn rss_per_green_thread() {
     let rt = Runtime::builder().monitor_threshold(None).build().unwrap();
     let per = rt.run(|| {
         let before = vm_rss_kib();
-        let hs = parked::spawn_parked_sleepers(SLEEPERS);
+        let hs = sleepers::spawn_parked_sleepers(SLEEPERS);
         let during = vm_rss_kib();
-        parked::kill_all(hs);
+        sleepers::kill_all(hs);
         during.saturating_sub(before) as f64 * 1024.0 / SLEEPERS as f64
     });
     println!("rss_per_sleeping_green_thread: {per:.0} bytes ({SLEEPERS} green threads parked in sleep, cold)");

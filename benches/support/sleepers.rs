@@ -1,10 +1,12 @@
-//! 100,000 green threads parked in a sleep, then killed: what the runtime
-//! bench does to measure RSS per green thread before its criterion groups,
-//! and what `hub_profile` replays to reproduce that bench's state.
+//! The sleeper workloads the runtime bench measures, shared with
+//! `hub_profile`, which replays them to profile exactly what the bench runs:
+//! green threads parked in a sleep and then killed (the RSS measurement the
+//! bench makes before its criterion groups), and the 100 ms sleepers of its
+//! `sleep_100ms_x100k` group.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenhouse::thread::{self, JoinHandle};
 
@@ -26,6 +28,20 @@ pub fn spawn_parked_sleepers(count: usize) -> Vec<JoinHandle<()>> {
         thread::sleep(Duration::from_millis(5));
     }
     hs
+}
+
+/// Spawns `count` green threads that each sleep 100 ms and joins them all;
+/// returns the wall time from the first spawn to the last join. Call from a
+/// green thread.
+pub fn all_sleep_100ms(count: usize) -> Duration {
+    let start = Instant::now();
+    let hs: Vec<_> = (0..count)
+        .map(|_| thread::spawn(|| thread::sleep(Duration::from_millis(100))))
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    start.elapsed()
 }
 
 /// Kills and joins the green threads of [`spawn_parked_sleepers`].
